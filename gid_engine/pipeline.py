@@ -1,0 +1,49 @@
+"""The whole picture-to-loop pipeline as one call (what the shipped workflow does, without ComfyUI)."""
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from .loop import make_loop
+from .motion import MotionTexture
+from .render import DEFAULT_TEMPERATURE, SplatRenderer, render_frames
+from .sources import DEFAULT_SOURCE, MotionSource, builtin_source
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@dataclasses.dataclass
+class AnimateOptions:
+    """Defaults shared by the CLI and workflows/animate_still.json."""
+
+    frames: int = 120
+    fps: float = 30.0
+    seed: int = 0
+    intensity: float = 1.0
+    speed: float = 1.0
+    temperature: float = DEFAULT_TEMPERATURE
+    source: str = DEFAULT_SOURCE
+    start_on_picture: bool = False
+
+
+def animate(image: torch.Tensor, options: AnimateOptions | None = None, mask: torch.Tensor | None = None,
+            source: MotionSource | None = None, device: torch.device | None = None, progress=None
+            ) -> tuple[torch.Tensor, dict]:
+    """image [1, H, W, 3] in 0..1 (mask [1, H, W]) -> looping frames [N, H, W, 3] on the CPU and a report."""
+    options = options or AnimateOptions()
+    device = device or default_device()
+    if image.ndim != 4 or image.shape[0] != 1 or image.shape[-1] != 3:
+        raise ValueError(f"image must be [1, H, W, 3], got {tuple(image.shape)}")
+    source = source or builtin_source(options.source)
+    picture = image.permute(0, 3, 1, 2).to(device)
+    mask4 = None if mask is None else mask.to(device).unsqueeze(1)
+    volume = source.predict(picture, seed=options.seed, mask=mask4, intensity=options.intensity)
+    motion = MotionTexture.from_volume(volume, options.frames, options.fps, speed=options.speed, loop=True,
+                                       anchored=options.start_on_picture, calm_start=True)
+    frames = render_frames(SplatRenderer(), picture, motion, temperature=options.temperature, progress=progress)
+    looped, report = make_loop(frames[0], crossfade=0)
+    report["band_amplitude_px"] = [round(float(a), 4) for a in volume.band_amplitude()[0]]
+    return looped, report

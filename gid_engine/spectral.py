@@ -1,0 +1,165 @@
+"""The spectral volume: per-pixel temporal Fourier coefficients of a motion texture (paper §1)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+FORMAT_NAME = "gid.spectral_volume"
+FORMAT_VERSION = "1"
+
+# Paper's convention (gid-paper-facts §1): 30 fps, a 150-frame window (F_0 = 0 plus 149 future
+# frames), unnormalised forward FFT, bins 0..15 with DC, i.e. 0.2 Hz steps up to 3.0 Hz.
+DEFAULT_FPS = 30.0
+DEFAULT_PERIOD = 150
+DEFAULT_BINS = 16
+
+
+@dataclasses.dataclass(frozen=True)
+class SpectralVolume:
+    """Complex coefficients of the first K temporal frequency bins of each pixel's displacement.
+
+    coeffs: complex tensor [B, K, 2, H, W]; axis 2 is (x, y). Displacements are in pixels of the
+    H x W grid of `coeffs`, relative to the reference picture (frame 0). The coefficients are those
+    of numpy's unnormalised forward FFT over `period` frames sampled at `fps`.
+    """
+
+    coeffs: torch.Tensor
+    fps: float = DEFAULT_FPS
+    period: int = DEFAULT_PERIOD
+    metadata: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        c = self.coeffs
+        if not isinstance(c, torch.Tensor) or not c.is_complex():
+            raise TypeError(f"SpectralVolume.coeffs must be a complex tensor, got {type(c).__name__} {getattr(c, 'dtype', '')}")
+        if c.ndim != 5 or c.shape[2] != 2:
+            raise ValueError(f"SpectralVolume.coeffs must have shape [B, K, 2, H, W], got {tuple(c.shape)}")
+        if c.shape[1] < 1:
+            raise ValueError("SpectralVolume needs at least one frequency bin")
+        if not (self.fps > 0 and math.isfinite(self.fps)):
+            raise ValueError(f"SpectralVolume.fps must be a positive number, got {self.fps}")
+        # Bins must stay below Nyquist so the one-sided series is a real trajectory.
+        if int(self.period) != self.period or self.period <= 2 * (c.shape[1] - 1):
+            raise ValueError(
+                f"SpectralVolume.period must be an integer > 2*(K-1) = {2 * (c.shape[1] - 1)}, got {self.period}")
+
+    # ----- shape and meaning -------------------------------------------------------------
+    @property
+    def batch(self) -> int:
+        return self.coeffs.shape[0]
+
+    @property
+    def num_bins(self) -> int:
+        return self.coeffs.shape[1]
+
+    @property
+    def height(self) -> int:
+        return self.coeffs.shape[3]
+
+    @property
+    def width(self) -> int:
+        return self.coeffs.shape[4]
+
+    @property
+    def device(self) -> torch.device:
+        return self.coeffs.device
+
+    @property
+    def frequencies_hz(self) -> list[float]:
+        return [k * self.fps / self.period for k in range(self.num_bins)]
+
+    @property
+    def duration_s(self) -> float:
+        return self.period / self.fps
+
+    def replace(self, **changes) -> "SpectralVolume":
+        return dataclasses.replace(self, **changes)
+
+    def select(self, index: int) -> "SpectralVolume":
+        return self.replace(coeffs=self.coeffs[index:index + 1])
+
+    def band_amplitude(self) -> torch.Tensor:
+        """Mean per-pixel displacement amplitude (pixels) contributed by each bin, shape [B, K]."""
+        weights = torch.full((self.num_bins,), 2.0 / self.period, device=self.device)
+        weights[0] = 1.0 / self.period
+        magnitude = self.coeffs.abs().pow(2).sum(dim=2).sqrt()  # [B, K, H, W]
+        return magnitude.mean(dim=(2, 3)) * weights
+
+    # ----- conversions -------------------------------------------------------------------
+    def to(self, device=None, dtype=None) -> "SpectralVolume":
+        if dtype is not None and not dtype.is_complex:
+            dtype = {torch.float16: torch.complex32, torch.float32: torch.complex64,
+                     torch.float64: torch.complex128}.get(dtype)
+            if dtype is None:
+                raise ValueError("SpectralVolume dtype must be a complex or float dtype")
+        return self.replace(coeffs=self.coeffs.to(device=device, dtype=dtype))
+
+    def resize(self, height: int, width: int) -> "SpectralVolume":
+        """Resample to another pixel grid; displacement vectors scale with the grid."""
+        if height < 1 or width < 1:
+            raise ValueError(f"resize target must be at least 1x1, got {height}x{width}")
+        if (height, width) == (self.height, self.width):
+            return self
+        b, k = self.batch, self.num_bins
+        real = torch.view_as_real(self.coeffs).permute(0, 1, 2, 5, 3, 4).reshape(b, k * 4, self.height, self.width)
+        downsizing = height < self.height or width < self.width
+        real = F.interpolate(real.float(), size=(height, width), mode="bilinear", align_corners=False,
+                             antialias=downsizing)
+        real = real.reshape(b, k, 2, 2, height, width).permute(0, 1, 2, 4, 5, 3).contiguous()
+        coeffs = torch.view_as_complex(real)
+        scale = torch.tensor([width / self.width, height / self.height], device=coeffs.device)
+        coeffs = coeffs * scale.view(1, 1, 2, 1, 1)
+        return self.replace(coeffs=coeffs.to(self.coeffs.dtype))
+
+    def to_channels(self) -> torch.Tensor:
+        """The paper's real 4K-channel layout [B, 4K, H, W]; per bin: Re x, Im x, Re y, Im y."""
+        real = torch.view_as_real(self.coeffs)  # [B, K, 2(xy), H, W, 2(re/im)]
+        real = real.permute(0, 1, 2, 5, 3, 4)  # [B, K, xy, re/im, H, W]
+        return real.reshape(self.batch, self.num_bins * 4, self.height, self.width)
+
+    @classmethod
+    def from_channels(cls, channels: torch.Tensor, fps: float = DEFAULT_FPS, period: int = DEFAULT_PERIOD,
+                      metadata: dict | None = None) -> "SpectralVolume":
+        if channels.ndim != 4 or channels.shape[1] % 4:
+            raise ValueError(f"channels must be [B, 4K, H, W], got {tuple(channels.shape)}")
+        b, c, h, w = channels.shape
+        real = channels.reshape(b, c // 4, 2, 2, h, w).permute(0, 1, 2, 4, 5, 3).contiguous()
+        if real.dtype not in (torch.float32, torch.float64):
+            real = real.float()
+        return cls(torch.view_as_complex(real), fps=fps, period=period, metadata=dict(metadata or {}))
+
+    # ----- files -------------------------------------------------------------------------
+    def save(self, path: str | Path, extra_metadata: dict | None = None) -> Path:
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        coeffs = self.coeffs.detach().to("cpu", torch.complex64)
+        meta = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "fps": repr(float(self.fps)),
+                "period": str(int(self.period)), "layout": "B,K,xy,H,W",
+                "user": json.dumps({**self.metadata, **(extra_metadata or {})})}
+        save_file({"real": coeffs.real.contiguous(), "imag": coeffs.imag.contiguous()}, str(path), metadata=meta)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, device="cpu") -> "SpectralVolume":
+        from safetensors import safe_open
+
+        path = Path(path)
+        try:
+            with safe_open(str(path), framework="pt", device="cpu") as f:
+                meta = f.metadata() or {}
+                if meta.get("format") != FORMAT_NAME:
+                    raise ValueError(f"{path.name} is not a GID spectral volume file (format={meta.get('format')!r})")
+                real, imag = f.get_tensor("real"), f.get_tensor("imag")
+        except ValueError:
+            raise
+        except Exception as err:  # safetensors reports truncation and garbage with its own error type
+            raise ValueError(f"cannot read spectral volume {path}: {err}") from err
+        coeffs = torch.complex(real, imag).to(device)
+        return cls(coeffs, fps=float(meta["fps"]), period=int(meta["period"]),
+                   metadata=json.loads(meta.get("user", "{}")))

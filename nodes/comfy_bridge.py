@@ -1,0 +1,81 @@
+"""The few places the pack touches ComfyUI's runtime: devices, progress/cancel, model folders, checks."""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+import comfy.model_management as mm
+import comfy.utils
+import folder_paths
+
+MODEL_FOLDER = "gid"
+SAMPLE_PICTURE = Path(__file__).resolve().parent.parent / "samples" / "dandelion.jpg"
+SAMPLE_INPUT_NAME = "gid_sample_dandelion.jpg"
+
+
+def register_model_folder() -> None:
+    """Add models/gid without dropping paths a user's extra_model_paths.yaml already gave it."""
+    folder_paths.add_model_folder_path(MODEL_FOLDER, os.path.join(folder_paths.models_dir, MODEL_FOLDER))
+    paths, extensions = folder_paths.folder_names_and_paths[MODEL_FOLDER]
+    # An empty set lists every file; keep the set object (others may hold it) and widen it in place.
+    if isinstance(extensions, set):
+        extensions.update({".safetensors", ".sft"})
+
+
+def compute_device() -> torch.device:
+    return mm.get_torch_device()
+
+
+def output_device() -> torch.device:
+    return mm.intermediate_device()
+
+
+def progress_reporter(total: int):
+    """progress(done, total) for the engine: drives the node's bar; raises on cancel (the hook does)."""
+    bar = comfy.utils.ProgressBar(total)
+
+    def report(done: int, new_total: int) -> None:
+        bar.update_absolute(done, new_total)
+        mm.throw_exception_if_processing_interrupted()
+
+    return report
+
+
+def check_image(name: str, image, min_size: int = 8) -> None:
+    if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[-1] != 3:
+        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+        raise ValueError(f"{name}: expected an IMAGE batch [B, H, W, 3], got {shape}")
+    h, w = image.shape[1:3]
+    if h < min_size or w < min_size:
+        raise ValueError(f"{name}: the picture is {w}x{h} pixels; GID needs at least {min_size}x{min_size}")
+
+
+def check_mask(name: str, mask, image) -> torch.Tensor:
+    """MASK [B or 1, H, W] matching the image's size -> [B or 1, H, W] float."""
+    if not isinstance(mask, torch.Tensor) or mask.ndim not in (2, 3):
+        shape = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise ValueError(f"{name}: expected a MASK [B, H, W], got {shape}")
+    if mask.ndim == 2:
+        mask = mask.unsqueeze(0)
+    b, h, w = image.shape[:3]
+    if tuple(mask.shape[-2:]) != (h, w):
+        raise ValueError(f"{name}: the mask is {mask.shape[-1]}x{mask.shape[-2]} but the image is {w}x{h}; "
+                         "resize the mask to the image first")
+    if mask.shape[0] not in (1, b):
+        raise ValueError(f"{name}: {mask.shape[0]} masks for {b} images; give one mask or one per image")
+    return mask.float()
+
+
+def install_sample_picture() -> None:
+    """Put the shipped sample picture in ComfyUI's input folder, so the shipped workflow opens ready to run."""
+    try:
+        target = Path(folder_paths.get_input_directory()) / SAMPLE_INPUT_NAME
+        if not target.exists() and SAMPLE_PICTURE.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(SAMPLE_PICTURE, target)
+    except OSError as err:  # a read-only input folder must not stop the pack from loading
+        logging.warning("GID: could not copy the sample picture into the input folder: %s", err)

@@ -1,0 +1,72 @@
+"""LoadGIDModel and PredictSpectralVolume: where motion comes from."""
+from __future__ import annotations
+
+import folder_paths
+from comfy_api.latest import io
+
+from ..gid_engine.sources import BUILTIN_SOURCES, DEFAULT_SOURCE, builtin_source
+from ..gid_engine.checkpoints import load_motion_source
+from . import comfy_bridge as bridge
+from .types import CATEGORY, GIDModel, SpectralVolumeType
+
+
+class LoadGIDModel(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        options = list(BUILTIN_SOURCES) + folder_paths.get_filename_list(bridge.MODEL_FOLDER)
+        return io.Schema(
+            node_id="GID_LoadGIDModel",
+            display_name="Load GID Model",
+            category=CATEGORY,
+            description="Chooses where motion comes from: a built-in source that needs no download (the "
+                        "procedural motion prior, default) or a GID checkpoint (.safetensors) from models/gid.",
+            inputs=[io.Combo.Input("model_name", options=options, default=DEFAULT_SOURCE,
+                                   tooltip="Built-in motion sources first, then files in models/gid.")],
+            outputs=[GIDModel.Output(display_name="gid_model", tooltip="A motion source for Predict Spectral Volume.")],
+        )
+
+    @classmethod
+    def execute(cls, model_name: str) -> io.NodeOutput:
+        if model_name in BUILTIN_SOURCES:
+            return io.NodeOutput(builtin_source(model_name))
+        path = folder_paths.get_full_path(bridge.MODEL_FOLDER, model_name)
+        if path is None:
+            raise ValueError(f"model_name: {model_name!r} is neither a built-in source nor a file in models/gid")
+        return io.NodeOutput(load_motion_source(path))
+
+
+class PredictSpectralVolume(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="GID_PredictSpectralVolume",
+            display_name="Predict Spectral Volume",
+            category=CATEGORY,
+            description="Predicts how every pixel of the picture oscillates: K=16 complex Fourier coefficients "
+                        "of each pixel's x/y trajectory (0 to 3 Hz in 0.2 Hz steps).",
+            inputs=[
+                GIDModel.Input("gid_model", tooltip="From Load GID Model."),
+                io.Image.Input("image", tooltip="The still picture to bring to life (a batch gives one volume each)."),
+                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFF, control_after_generate=True,
+                             tooltip="Different seeds give different, equally plausible motions."),
+                io.Float.Input("intensity", default=1.0, min=0.0, max=20.0, step=0.05,
+                               tooltip="Motion amplitude; 1 matches measured real plant motion in wind."),
+                io.Mask.Input("mask", optional=True,
+                              tooltip="Where motion is allowed (1 = moves, 0 = stays exactly still); "
+                                      "same size as the image."),
+            ],
+            outputs=[SpectralVolumeType.Output(display_name="spectral_volume",
+                                               tooltip="Per-pixel motion spectrum for Motion Texture.")],
+        )
+
+    @classmethod
+    def execute(cls, gid_model, image, seed: int, intensity: float, mask=None) -> io.NodeOutput:
+        bridge.check_image("image", image)
+        if not hasattr(gid_model, "predict"):
+            raise ValueError(f"gid_model: expected a GID model from Load GID Model, got {type(gid_model).__name__}")
+        device = bridge.compute_device()
+        picture = image.permute(0, 3, 1, 2).to(device)
+        mask4 = None if mask is None else bridge.check_mask("mask", mask, image).to(device).unsqueeze(1)
+        volume = gid_model.predict(picture, seed=seed, mask=mask4, intensity=intensity,
+                                   progress=bridge.progress_reporter(image.shape[0]))
+        return io.NodeOutput(volume.to(bridge.output_device()))

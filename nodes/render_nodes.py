@@ -1,0 +1,101 @@
+"""SoftmaxSplatRender and LoopVideo: frames out, as an IMAGE batch plus fps."""
+from __future__ import annotations
+
+from comfy_api.latest import io
+
+from ..gid_engine.loop import make_loop
+from ..gid_engine.motion import MotionTexture
+from ..gid_engine.render import DEFAULT_TEMPERATURE, SplatRenderer, render_frames
+from . import comfy_bridge as bridge
+from .types import CATEGORY, MotionTextureType
+
+
+class SoftmaxSplatRender(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="GID_SoftmaxSplatRender",
+            display_name="Softmax Splat Render",
+            category=CATEGORY,
+            description="Renders the animation by forward-warping the picture with each displacement field "
+                        "(softmax splatting, Niklaus & Liu 2020); what moves more is drawn in front, holes are "
+                        "filled from their surroundings. Needs no weights.",
+            inputs=[
+                io.Image.Input("image", tooltip="The picture to animate (the one the motion was predicted for)."),
+                MotionTextureType.Input("motion_texture"),
+                io.Float.Input("temperature", default=DEFAULT_TEMPERATURE, min=0.0, max=1000.0, step=0.5,
+                               tooltip="How strongly faster-moving pixels win where pixels overlap "
+                                       "(0 = plain average; resolution-independent)."),
+                io.Float.Input("fps", default=30.0, min=0.1, max=240.0, step=0.5, force_input=True, optional=True,
+                               tooltip="Passed through to the fps output (defaults to the motion texture's)."),
+                io.Mask.Input("importance", optional=True,
+                              tooltip="Overrides the depth proxy: brighter = in front where pixels overlap."),
+            ],
+            outputs=[io.Image.Output(display_name="images", tooltip="Animation frames."),
+                     io.Float.Output(display_name="fps")],
+        )
+
+    @classmethod
+    def execute(cls, image, motion_texture, temperature: float, fps: float | None = None,
+                importance=None) -> io.NodeOutput:
+        bridge.check_image("image", image)
+        if not isinstance(motion_texture, MotionTexture):
+            raise ValueError(f"motion_texture: expected a MOTION_TEXTURE, got {type(motion_texture).__name__}")
+        b, h, w, _ = image.shape
+        if motion_texture.batch != b:
+            raise ValueError(f"image: a batch of {b} pictures for a motion texture of {motion_texture.batch}")
+        device = bridge.compute_device()
+        motion = motion_texture.replace(volume=motion_texture.volume.resize(h, w).to(device))
+        metric = None
+        if importance is not None:
+            metric = bridge.check_mask("importance", importance, image).to(device).unsqueeze(1).expand(b, 1, h, w)
+            metric = metric * (temperature * 10)
+        frames = render_frames(SplatRenderer(), image.permute(0, 3, 1, 2).to(device), motion,
+                               temperature=temperature, metric=metric, out_device=bridge.output_device(),
+                               progress=bridge.progress_reporter(motion.frame_count))
+        return io.NodeOutput(frames.reshape(-1, h, w, 3), float(fps or motion.fps))
+
+
+class LoopVideo(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="GID_LoopVideo",
+            display_name="Loop Video",
+            category=CATEGORY,
+            description="Makes any frame sequence loop seamlessly: clips that already loop pass unchanged; others "
+                        "get their tail cross-faded into their head. Can resample the loop to any frame count, "
+                        "repeat it, and start on the frame closest to a given picture.",
+            inputs=[
+                io.Image.Input("images", tooltip="Frames (e.g. from Softmax Splat Render or any video node)."),
+                io.Float.Input("fps", default=30.0, min=0.1, max=240.0, force_input=True),
+                io.Int.Input("crossfade_frames", default=-1, min=-1, max=10000,
+                             tooltip="-1: only if the clip does not loop already; 0: never; N: cross-fade N frames."),
+                io.Int.Input("frames_per_loop", default=0, min=0, max=100000,
+                             tooltip="0 keeps the loop's length; otherwise the loop is retimed to this many frames."),
+                io.Int.Input("repeats", default=1, min=1, max=1000, tooltip="How many times the loop plays."),
+                io.Image.Input("start_picture", optional=True,
+                               tooltip="Start the loop on the frame closest to this picture."),
+            ],
+            outputs=[io.Image.Output(display_name="images"), io.Float.Output(display_name="fps"),
+                     io.Int.Output(display_name="frame_count")],
+        )
+
+    @classmethod
+    def execute(cls, images, fps: float, crossfade_frames: int, frames_per_loop: int, repeats: int,
+                start_picture=None) -> io.NodeOutput:
+        bridge.check_image("images", images, min_size=1)
+        if images.shape[0] < 2:
+            raise ValueError(f"images: a loop needs at least 2 frames, got {images.shape[0]}")
+        if fps <= 0:
+            raise ValueError(f"fps: must be positive, got {fps}")
+        picture = None
+        if start_picture is not None:
+            bridge.check_image("start_picture", start_picture, min_size=1)
+            if start_picture.shape[1:] != images.shape[1:]:
+                raise ValueError(f"start_picture: is {start_picture.shape[2]}x{start_picture.shape[1]} but the frames "
+                                 f"are {images.shape[2]}x{images.shape[1]}")
+            picture = start_picture[0]
+        frames, report = make_loop(images, crossfade=crossfade_frames, frames_per_loop=frames_per_loop,
+                                   repeats=repeats, picture=picture)
+        return io.NodeOutput(frames, fps, frames.shape[0], ui={"gid_loop": [report]})

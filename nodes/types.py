@@ -1,0 +1,8 @@
+"""Custom socket types of the pack (one place)."""
+from comfy_api.latest import io
+
+GIDModel = io.Custom("GID_MODEL")
+SpectralVolumeType = io.Custom("SPECTRAL_VOLUME")
+MotionTextureType = io.Custom("MOTION_TEXTURE")
+
+CATEGORY = "GID"

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The whole test suite: engine unit tests first (fast), then the pack inside a real ComfyUI 0.3.75 host.
+# Installs what it needs on first use (scripts/bootstrap.sh). Extra arguments go to pytest.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bash "$root/scripts/bootstrap.sh"
+cd "$root"
+exec "${GID_VENV:-$root/.venv}/bin/python" -m pytest tests/engine tests/host -p no:cacheprovider "$@"

@@ -1,0 +1,97 @@
+import json
+import math
+
+import pytest
+import torch
+
+from gid_engine.spectral import SpectralVolume
+
+
+def random_volume(b=1, k=16, h=12, w=20, seed=0, dtype=torch.complex64):
+    g = torch.Generator().manual_seed(seed)
+    real = torch.randn(b, k, 2, h, w, generator=g, dtype=torch.float64)
+    imag = torch.randn(b, k, 2, h, w, generator=g, dtype=torch.float64)
+    return SpectralVolume(torch.complex(real, imag).to(dtype), fps=30.0, period=150)
+
+
+def test_meaning_of_bins():
+    v = random_volume()
+    assert v.num_bins == 16 and (v.height, v.width) == (12, 20)
+    assert v.frequencies_hz[0] == 0.0
+    assert math.isclose(v.frequencies_hz[1], 0.2) and math.isclose(v.frequencies_hz[15], 3.0)
+    assert math.isclose(v.duration_s, 5.0)
+
+
+@pytest.mark.parametrize("bad", [
+    dict(coeffs=torch.zeros(1, 16, 2, 4, 4)),  # real, not complex
+    dict(coeffs=torch.zeros(16, 2, 4, 4, dtype=torch.complex64)),  # no batch axis
+    dict(coeffs=torch.zeros(1, 16, 3, 4, 4, dtype=torch.complex64)),  # not x/y
+    dict(coeffs=torch.zeros(1, 16, 2, 4, 4, dtype=torch.complex64), period=20),  # bins above Nyquist
+    dict(coeffs=torch.zeros(1, 16, 2, 4, 4, dtype=torch.complex64), fps=0.0),
+])
+def test_invalid_volumes_are_refused(bad):
+    with pytest.raises((TypeError, ValueError)):
+        SpectralVolume(**bad)
+
+
+def test_channel_layout_round_trip_and_order():
+    v = random_volume(b=2)
+    ch = v.to_channels()
+    assert ch.shape == (2, 64, 12, 20)
+    k = 3
+    assert torch.equal(ch[:, 4 * k + 0], v.coeffs[:, k, 0].real)
+    assert torch.equal(ch[:, 4 * k + 1], v.coeffs[:, k, 0].imag)
+    assert torch.equal(ch[:, 4 * k + 2], v.coeffs[:, k, 1].real)
+    assert torch.equal(ch[:, 4 * k + 3], v.coeffs[:, k, 1].imag)
+    back = SpectralVolume.from_channels(ch, fps=v.fps, period=v.period)
+    assert torch.equal(back.coeffs, v.coeffs)
+
+
+def test_resize_scales_vectors_with_the_grid():
+    coeffs = torch.zeros(1, 16, 2, 10, 20, dtype=torch.complex64)
+    coeffs[:, 1, 0] = 1 + 2j  # uniform x motion
+    coeffs[:, 1, 1] = 3 - 1j  # uniform y motion
+    v = SpectralVolume(coeffs).resize(30, 40)  # height x3, width x2
+    assert v.coeffs.shape == (1, 16, 2, 30, 40)
+    assert torch.allclose(v.coeffs[:, 1, 0], torch.full((1, 30, 40), 2 * (1 + 2j), dtype=torch.complex64))
+    assert torch.allclose(v.coeffs[:, 1, 1], torch.full((1, 30, 40), 3 * (3 - 1j), dtype=torch.complex64))
+    down = SpectralVolume(coeffs).resize(5, 10)
+    assert torch.allclose(down.coeffs[:, 1, 0], torch.full((1, 5, 10), 0.5 * (1 + 2j), dtype=torch.complex64))
+
+
+def test_device_and_dtype_moves():
+    v = random_volume()
+    assert v.to(dtype=torch.float64).coeffs.dtype == torch.complex128
+    assert v.to(device="cpu").device.type == "cpu"
+    if torch.cuda.is_available():
+        assert v.to("cuda").device.type == "cuda"
+
+
+def test_safetensors_round_trip_keeps_metadata(tmp_path):
+    v = random_volume(b=2).replace(fps=24.0, period=96, metadata={"source": "test", "seed": 7})
+    path = v.save(tmp_path / "v.safetensors", extra_metadata={"note": "hello"})
+    back = SpectralVolume.load(path)
+    assert torch.equal(back.coeffs, v.coeffs)
+    assert back.fps == 24.0 and back.period == 96
+    assert back.metadata == {"source": "test", "seed": 7, "note": "hello"}
+
+
+def test_loading_bad_files_gives_clear_errors(tmp_path):
+    path = random_volume().save(tmp_path / "v.safetensors")
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(ValueError, match="cannot read spectral volume"):
+        SpectralVolume.load(truncated)
+    from safetensors.torch import save_file
+    other = tmp_path / "other.safetensors"
+    save_file({"x": torch.zeros(2)}, str(other), metadata={"format": "something else"})
+    with pytest.raises(ValueError, match="not a GID spectral volume"):
+        SpectralVolume.load(other)
+
+
+def test_band_amplitude_matches_a_pure_sinusoid():
+    coeffs = torch.zeros(1, 16, 2, 4, 4, dtype=torch.complex64)
+    coeffs[:, 2, 0] = 150 / 2 * 3.0  # a 3 px amplitude sine in x at bin 2 (unnormalised FFT of T=150)
+    amp = SpectralVolume(coeffs).band_amplitude()
+    assert math.isclose(float(amp[0, 2]), 3.0, rel_tol=1e-6)
+    assert float(amp[0, 1]) == 0.0

@@ -1,0 +1,82 @@
+"""Fixtures for tests that run a real ComfyUI 0.3.75 server with this repo linked in as a custom-node pack."""
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+
+from comfy_host import DEFAULT_PACK_NAME, ComfyHost  # noqa: E402
+
+PROBE_NODES = Path(__file__).resolve().parent / "probe_nodes" / "gid_harness_probe.py"
+_started: list[ComfyHost] = []
+
+
+def comfyui_dir() -> Path:
+    return Path(os.environ.get("GID_COMFYUI_DIR", REPO_ROOT / ".comfyui"))
+
+
+def pack_markers(host: ComfyHost) -> list[str]:
+    """Strings that only a traceback through our pack's code contains (core paths share the repo prefix)."""
+    return [
+        host.pack_name,
+        "gid_engine",
+        f"{os.sep}{host.pack_name}{os.sep}nodes{os.sep}",
+        str(REPO_ROOT / "nodes") + os.sep,
+        str(REPO_ROOT / "__init__.py"),
+    ]
+
+
+@pytest.fixture(scope="session")
+def comfy_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyHost]:
+    host_dir = comfyui_dir()
+    if not (host_dir / "main.py").is_file():
+        pytest.fail(
+            f"no ComfyUI tree at {host_dir} (main.py missing); run `bash scripts/bootstrap.sh` first "
+            "(or point GID_COMFYUI_DIR at an unpacked ComfyUI 0.3.75)",
+            pytrace=False,
+        )
+    work_dir = tmp_path_factory.mktemp("comfyui-host")
+    host = ComfyHost(
+        host_dir,
+        REPO_ROOT,
+        work_dir,
+        # a user's own models/gid location, which the pack must keep when it registers its default folder
+        model_paths={"gid": work_dir / "user_models" / "gid"},
+        pack_name=DEFAULT_PACK_NAME,
+        extra_custom_nodes=[PROBE_NODES],
+    )
+    host.start(timeout=float(os.environ.get("GID_HOST_START_TIMEOUT", "180")))
+    _started.append(host)
+    try:
+        yield host
+    finally:
+        host.stop()
+
+
+@pytest.fixture
+def assert_no_pack_tracebacks(comfy_host: ComfyHost) -> Callable[..., None]:
+    """Call it (optionally with since=host.log_size() taken earlier) to fail on any traceback through the pack."""
+
+    def check(since: int = 0) -> None:
+        hits = comfy_host.tracebacks(pack_markers(comfy_host), since=since)
+        import_failed = [
+            line for line in comfy_host.log_text(since).splitlines()
+            if ("IMPORT FAILED" in line or "Cannot import" in line) and comfy_host.pack_name in line
+        ]
+        if hits or import_failed:
+            details = "\n\n".join(hits + import_failed)
+            pytest.fail(f"server log ({comfy_host.log_path}) shows the pack failing:\n{details}", pytrace=False)
+
+    return check
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for host in _started:
+        if host.startup_seconds is not None:
+            terminalreporter.write_line(f"ComfyUI host start-up: {host.startup_seconds:.1f}s (log: {host.log_path})")
