@@ -239,3 +239,8 @@ def test_start_on_picture_begins_exactly_on_the_input(comfy_host: ComfyHost, sam
     picture = np.asarray(Image.open(comfy_host.input_dir / sample).convert("RGB"), dtype=np.float32)
     assert np.abs(frames[0] - picture).max() <= 1.0  # 8-bit conversion only
     assert np.abs(frames[3] - picture).mean() > 0.05
+
+
+def test_workflows_are_offered_as_templates(comfy_host: ComfyHost) -> None:
+    templates = comfy_host._get_json("/api/workflow_templates")
+    assert "animate_still" in templates.get(comfy_host.pack_name, []), templates
