@@ -42,7 +42,8 @@ def load_motion_source(path: str | Path) -> MotionSource:
     if kind == VOLUME_FORMAT:
         return SavedVolumeSource(SpectralVolume.load(path), name=path.stem)
     if kind == MOTION_MODEL_FORMAT:
-        raise ValueError(f"{path.name} is a learned GID motion model; this version of the pack cannot run "
-                         "learned models yet (use the built-in procedural prior)")
+        from .ldm.model import GIDMotionModel  # torch modules load only when a learned model is asked for
+
+        return GIDMotionModel.load(path)
     raise ValueError(f"{path.name} is a safetensors file but not a GID file (format={kind!r}); expected a "
                      f"{VOLUME_FORMAT} or {MOTION_MODEL_FORMAT} file")

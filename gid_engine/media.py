@@ -67,3 +67,40 @@ def write_animation(frames: torch.Tensor, path: str | Path, fps: float, quality:
     else:
         raise ValueError(f"unsupported animation format {suffix!r}: use .webp, .gif or .mp4")
     return path
+
+
+def read_video(path: str | Path, max_frames: int = 0) -> tuple[torch.Tensor, float]:
+    """Clip file -> ([T, H, W, 3] float32 in 0..1, fps). Animated .webp/.gif via Pillow, the rest via OpenCV."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"video not found: {path}")
+    frames: list[np.ndarray] = []
+    if path.suffix.lower() in (".webp", ".gif"):
+        from PIL import Image
+
+        durations = []
+        with Image.open(path) as im:
+            for i in range(getattr(im, "n_frames", 1)):
+                if max_frames and i >= max_frames:
+                    break
+                im.seek(i)
+                frames.append(np.asarray(im.convert("RGB")))
+                durations.append(im.info.get("duration") or 0)
+        positive = [d for d in durations if d > 0]
+        fps = 1000.0 / float(np.median(positive)) if positive else 0.0
+    else:
+        import cv2
+
+        capture = cv2.VideoCapture(str(path))
+        fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
+        while not max_frames or len(frames) < max_frames:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            frames.append(frame[:, :, ::-1])
+        capture.release()
+    if not frames:
+        raise ValueError(f"{path.name}: no frames could be decoded")
+    if not fps > 0:
+        raise ValueError(f"{path.name}: the file does not state its frame rate")
+    return torch.from_numpy(np.stack(frames).astype(np.float32) / 255.0), fps

@@ -15,6 +15,8 @@ import folder_paths
 MODEL_FOLDER = "gid"
 SAMPLE_PICTURE = Path(__file__).resolve().parent.parent / "samples" / "dandelion.jpg"
 SAMPLE_INPUT_NAME = "gid_sample_dandelion.jpg"
+SAMPLE_CLIP = SAMPLE_PICTURE.parent / "dandelion_sway.mp4"
+SAMPLE_CLIP_INPUT_NAME = "gid_sample_dandelion_sway.mp4"
 
 
 def register_model_folder() -> None:
@@ -71,11 +73,12 @@ def check_mask(name: str, mask, image) -> torch.Tensor:
 
 
 def install_sample_picture() -> None:
-    """Put the shipped sample picture in ComfyUI's input folder, so the shipped workflow opens ready to run."""
+    """Put the shipped sample picture and clip in ComfyUI's input folder, so the shipped workflows open ready to run."""
     try:
-        target = Path(folder_paths.get_input_directory()) / SAMPLE_INPUT_NAME
-        if not target.exists() and SAMPLE_PICTURE.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(SAMPLE_PICTURE, target)
+        for source, name in ((SAMPLE_PICTURE, SAMPLE_INPUT_NAME), (SAMPLE_CLIP, SAMPLE_CLIP_INPUT_NAME)):
+            target = Path(folder_paths.get_input_directory()) / name
+            if not target.exists() and source.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, target)
     except OSError as err:  # a read-only input folder must not stop the pack from loading
         logging.warning("GID: could not copy the sample picture into the input folder: %s", err)

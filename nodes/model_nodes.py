@@ -1,13 +1,17 @@
 """LoadGIDModel and PredictSpectralVolume: where motion comes from."""
 from __future__ import annotations
 
+import dataclasses
+
 import folder_paths
 from comfy_api.latest import io
 
+from ..gid_engine.prior import DEFAULT_PRESET, PRESETS, ProceduralPrior
 from ..gid_engine.sources import BUILTIN_SOURCES, DEFAULT_SOURCE, builtin_source
 from ..gid_engine.checkpoints import load_motion_source
 from . import comfy_bridge as bridge
 from .types import CATEGORY, GIDModel, SpectralVolumeType
+from .ui_payloads import motion_overlay_ui
 
 
 class LoadGIDModel(io.ComfyNode):
@@ -54,19 +58,32 @@ class PredictSpectralVolume(io.ComfyNode):
                 io.Mask.Input("mask", optional=True,
                               tooltip="Where motion is allowed (1 = moves, 0 = stays exactly still); "
                                       "same size as the image."),
+                io.Combo.Input("preset", options=list(PRESETS), default=DEFAULT_PRESET, optional=True,
+                               tooltip="Motion character of the built-in procedural prior: "
+                                       + " ".join(f"{name}: {p.description}" for name, p in PRESETS.items())
+                                       + " Learned checkpoints take their motion from the picture: keep auto."),
             ],
             outputs=[SpectralVolumeType.Output(display_name="spectral_volume",
                                                tooltip="Per-pixel motion spectrum for Motion Texture.")],
         )
 
     @classmethod
-    def execute(cls, gid_model, image, seed: int, intensity: float, mask=None) -> io.NodeOutput:
+    def execute(cls, gid_model, image, seed: int, intensity: float, mask=None,
+                preset: str | None = None) -> io.NodeOutput:
         bridge.check_image("image", image)
         if not hasattr(gid_model, "predict"):
             raise ValueError(f"gid_model: expected a GID model from Load GID Model, got {type(gid_model).__name__}")
+        preset = preset or DEFAULT_PRESET
+        if preset not in PRESETS:
+            raise ValueError(f"preset: unknown motion preset {preset!r}; known: {', '.join(PRESETS)}")
+        if isinstance(gid_model, ProceduralPrior):
+            gid_model = dataclasses.replace(gid_model, preset=preset)
+        elif preset != DEFAULT_PRESET:
+            raise ValueError(f"preset: {preset!r} only applies to the built-in procedural prior; "
+                             f"{getattr(gid_model, 'name', 'this model')} predicts motion itself, so set preset to auto")
         device = bridge.compute_device()
         picture = image.permute(0, 3, 1, 2).to(device)
         mask4 = None if mask is None else bridge.check_mask("mask", mask, image).to(device).unsqueeze(1)
         volume = gid_model.predict(picture, seed=seed, mask=mask4, intensity=intensity,
                                    progress=bridge.progress_reporter(image.shape[0]))
-        return io.NodeOutput(volume.to(bridge.output_device()))
+        return io.NodeOutput(volume.to(bridge.output_device()), ui=motion_overlay_ui(volume, image))

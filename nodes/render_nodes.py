@@ -8,6 +8,7 @@ from ..gid_engine.motion import MotionTexture
 from ..gid_engine.render import DEFAULT_TEMPERATURE, SplatRenderer, render_frames
 from . import comfy_bridge as bridge
 from .types import CATEGORY, MotionTextureType
+from .ui_payloads import loop_preview_ui
 
 
 class SoftmaxSplatRender(io.ComfyNode):
@@ -53,7 +54,9 @@ class SoftmaxSplatRender(io.ComfyNode):
         frames = render_frames(SplatRenderer(), image.permute(0, 3, 1, 2).to(device), motion,
                                temperature=temperature, metric=metric, out_device=bridge.output_device(),
                                progress=bridge.progress_reporter(motion.frame_count))
-        return io.NodeOutput(frames.reshape(-1, h, w, 3), float(fps or motion.fps))
+        frames = frames.reshape(-1, h, w, 3)
+        fps = float(fps or motion.fps)
+        return io.NodeOutput(frames, fps, ui=loop_preview_ui(frames, fps))
 
 
 class LoopVideo(io.ComfyNode):
@@ -98,4 +101,4 @@ class LoopVideo(io.ComfyNode):
             picture = start_picture[0]
         frames, report = make_loop(images, crossfade=crossfade_frames, frames_per_loop=frames_per_loop,
                                    repeats=repeats, picture=picture)
-        return io.NodeOutput(frames, fps, frames.shape[0], ui={"gid_loop": [report]})
+        return io.NodeOutput(frames, fps, frames.shape[0], ui={"gid_loop": [report], **loop_preview_ui(frames, fps)})

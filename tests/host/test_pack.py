@@ -51,6 +51,11 @@ def gid_prompt(image_name: str, frames: int = 12, **overrides: Any) -> dict[str,
     return prompt
 
 
+def saved_files(host: ComfyHost, entry: dict[str, Any]) -> list[Any]:
+    """Files the prompt saved to the output folder (nodes' temp previews left out)."""
+    return [f for f in host.output_files(entry) if f["type"] == "output"]
+
+
 def webp_frames(data: bytes) -> np.ndarray:
     frames = []
     with Image.open(io.BytesIO(data)) as im:
@@ -100,7 +105,7 @@ def test_model_folder_keeps_user_paths_and_lists_gid_files(comfy_host: ComfyHost
 
     prompt = gid_prompt(sample, frames=8, model__model_name="gid_test_sway.safetensors")
     entry = comfy_host.run(prompt, timeout=300)
-    frames = webp_frames(comfy_host.download(comfy_host.output_files(entry)[0]))
+    frames = webp_frames(comfy_host.download(saved_files(comfy_host, entry)[0]))
     assert len(frames) == 8 and np.abs(frames[4] - frames[0]).mean() > 0.5
 
     prompt = gid_prompt(sample, frames=8, model__model_name="broken.safetensors")
@@ -117,7 +122,7 @@ def test_shipped_workflow_runs_and_loops(comfy_host: ComfyHost, workflow: Path, 
                        "inputs": {"images": [loop_id, 0], "fps": [loop_id, 1], "filename_prefix": "gidtest/exact",
                                   "lossless": True, "quality": 100, "method": "fastest"}}
     entry = comfy_host.run(prompt, timeout=600)
-    files = comfy_host.output_files(entry)
+    files = saved_files(comfy_host, entry)
     shipped = [f for f in files if f["node_id"] != "exact"]
     assert any(f["filename"].endswith(".webp") for f in shipped), files
     assert any(f["filename"].endswith(".mp4") for f in shipped), files
@@ -204,7 +209,7 @@ def test_mask_freezes_regions_exactly(comfy_host: ComfyHost, sample: str) -> Non
                                  "operation": "multiply"}}
     prompt["predict"]["inputs"]["mask"] = ["mask", 0]
     entry = comfy_host.run(prompt, timeout=300)
-    frames = webp_frames(comfy_host.download(comfy_host.output_files(entry)[0]))
+    frames = webp_frames(comfy_host.download(saved_files(comfy_host, entry)[0]))
     left, right = frames[:, :, :48], frames[:, :, 80:]
     assert np.abs(left - left[0]).max() == 0  # lossless WebP: still means bit-identical
     assert np.abs(right - right[0]).mean() > 0.1
@@ -235,7 +240,7 @@ def test_loop_video_on_a_clip_that_does_not_loop(comfy_host: ComfyHost) -> None:
 
 def test_start_on_picture_begins_exactly_on_the_input(comfy_host: ComfyHost, sample: str) -> None:
     entry = comfy_host.run(gid_prompt(sample, frames=6, motion__start_on_picture=True), timeout=300)
-    frames = webp_frames(comfy_host.download(comfy_host.output_files(entry)[0]))
+    frames = webp_frames(comfy_host.download(saved_files(comfy_host, entry)[0]))
     picture = np.asarray(Image.open(comfy_host.input_dir / sample).convert("RGB"), dtype=np.float32)
     assert np.abs(frames[0] - picture).max() <= 1.0  # 8-bit conversion only
     assert np.abs(frames[3] - picture).mean() > 0.05

@@ -1,0 +1,51 @@
+"""Fixtures for browser tests: the real ComfyUI host of tests/host/conftest.py, and Debian's Chromium via Playwright."""
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+CHROMIUM = os.environ.get("GID_CHROMIUM", "/usr/bin/chromium")
+# Without the background-networking flags Chromium keeps dialling Google on this closed network.
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+def _load_host_fixtures():
+    # tests/host/conftest.py owns the server fixture; load it under its own name so this folder shares its code.
+    spec = importlib.util.spec_from_file_location("gid_host_fixtures", HERE.parent / "host" / "conftest.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_host = _load_host_fixtures()
+comfy_host = _host.comfy_host
+assert_no_pack_tracebacks = _host.assert_no_pack_tracebacks
+
+
+@pytest.fixture(scope="session")
+def chromium_browser() -> Iterator[object]:
+    """One headless Chromium for the session; Playwright gives it a fresh, temporary profile (--user-data-dir)
+    and never downloads a browser here. Tests open their own context (own storage) per page."""
+    if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)):
+        pytest.fail(f"no Chromium at {CHROMIUM}: install Debian's package (`apt-get install -y chromium`) or point "
+                    "GID_CHROMIUM at a Chromium binary", pytrace=False)
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("Playwright for Python is missing: `.venv/bin/pip install playwright` (no browser download "
+                    "needed; the tests drive Debian's Chromium)", pytrace=False)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()

@@ -1,0 +1,206 @@
+"""The built-in prior's presets and its plausibility on synthetic pictures with a known answer."""
+import math
+
+import pytest
+import torch
+
+from gid_engine.motion import MotionTexture
+from gid_engine.normalization import natural_motion_spectrum
+from gid_engine.prior import PRESETS, ProceduralPrior
+from gid_engine.render import importance_metric
+from gid_engine.splat import softmax_splat
+
+GREEN = torch.tensor([0.25, 0.7, 0.2]).view(1, 3, 1, 1)
+
+
+def noise(shape, seed):
+    return torch.rand(shape, generator=torch.Generator().manual_seed(seed))
+
+
+def stalk_on_flat_background(h=96, w=128):
+    """A 3-pixel bright stalk, slightly bent, on a flat dull background; the region around it is expected."""
+    img = torch.full((1, 3, h, w), 0.3)
+    region = torch.zeros(h, w, dtype=torch.bool)
+    for y in range(8, 90):
+        x = 62 + round(6 * math.sin(y / 30))
+        img[0, :, y, x - 1:x + 2] = torch.tensor([0.6, 0.85, 0.4]).view(3, 1)
+        region[max(0, y - 8):y + 9, x - 10:x + 11] = True
+    return img, region
+
+
+def water_under_sky(h=96, w=128):
+    """Smooth pale sky over a darker blue band of rippling horizontal streaks."""
+    rows = torch.linspace(0, 1, h).view(1, 1, h, 1)
+    img = (0.75 + 0.15 * rows).expand(1, 3, h, w) * torch.tensor([0.85, 0.92, 1.0]).view(1, 3, 1, 1)
+    img = img.clone()
+    water = torch.zeros(h, w, dtype=torch.bool)
+    water[h // 2:] = True
+    y = torch.arange(h // 2, h, dtype=torch.float32).view(-1, 1)
+    x = torch.arange(w, dtype=torch.float32).view(1, -1)
+    ripples = 0.5 + 0.5 * torch.sin(y * 1.3 + 0.6 * torch.sin(x / 9) + 2 * noise((h - h // 2, w), 1))
+    img[0, :, h // 2:] = torch.tensor([0.15, 0.3, 0.45]).view(3, 1, 1) + 0.25 * ripples
+    return img.clamp(0, 1), water
+
+
+def textured_square(size, h=160, w=240):
+    """One leafy green square of the given side, centred on flat grey."""
+    img = torch.full((1, 3, h, w), 0.45)
+    top, left = (h - size) // 2, (w - size) // 2
+    leaves = 0.6 + 0.5 * noise((1, 1, size, size), size)
+    img[:, :, top:top + size, left:left + size] = GREEN * leaves
+    return img.clamp(0, 1), (top, left)
+
+
+def energy_share(volume, region):
+    energy = volume.coeffs[:, 1:].abs().pow(2).sum(dim=(0, 1, 2))
+    return float(energy[region].sum() / energy.sum())
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_every_preset_is_deterministic_finite_and_anchored(preset):
+    img, _ = water_under_sky()
+    prior = ProceduralPrior(preset=preset)
+    a, b = prior.predict(img, seed=5), prior.predict(img, seed=5)
+    assert torch.equal(a.coeffs, b.coeffs) and torch.isfinite(torch.view_as_real(a.coeffs)).all()
+    assert a.metadata["preset"] == preset
+    frame0 = a.coeffs[:, 0].real / a.period + 2 * a.coeffs[:, 1:].real.sum(1) / a.period
+    assert frame0.abs().max() < 1e-4
+
+
+def test_unknown_preset_is_a_clear_error():
+    with pytest.raises(ValueError, match="preset.*'wind'.*known: auto"):
+        ProceduralPrior(preset="wind")
+
+
+@pytest.mark.parametrize("preset", ["auto", "foliage", "cloth and hair"])
+def test_band_profile_matches_the_natural_spectrum(preset):
+    img, _ = stalk_on_flat_background()
+    amp = ProceduralPrior(preset=preset).predict(img, seed=2).band_amplitude()[0, 1:16]
+    rms = torch.tensor(natural_motion_spectrum()["rms_per_bin"][1:16])
+    assert torch.corrcoef(torch.stack([amp.log(), rms.log()]))[0, 1] > 0.9
+
+
+def candle(h=96, w=128):
+    """A warm, bright flame on a dark background."""
+    img = torch.full((1, 3, h, w), 0.08)
+    yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    flame = torch.exp(-((xx - 64) / 7) ** 2 - ((yy - 45) / 18) ** 2)
+    img = img + flame * torch.tensor([0.95, 0.55, 0.1]).view(1, 3, 1, 1)
+    return img.clamp(0, 1), flame > 0.2
+
+
+def test_presets_have_their_own_frequency_character():
+    def high_share(preset, img):
+        amp = ProceduralPrior(preset=preset).predict(img, seed=0).band_amplitude()[0, 1:]
+        return float(amp[8:].sum() / amp.sum())
+
+    scene, _ = water_under_sky()
+    flame, _ = candle()
+    assert high_share("flame flicker", flame) > high_share("auto", scene) > high_share("clouds drift", scene)
+
+
+def test_flames_flicker_where_the_flame_is():
+    img, flame = candle()
+    v = ProceduralPrior(preset="flame flicker").predict(img, seed=0)
+    assert energy_share(v, flame) > 0.8
+    # Flames rise: the vertical component dominates.
+    assert v.coeffs[:, 1:, 1].abs().pow(2).sum() > 2 * v.coeffs[:, 1:, 0].abs().pow(2).sum()
+
+
+def test_masked_out_regions_are_exactly_still_for_every_preset():
+    img, _ = water_under_sky()
+    mask = torch.zeros(1, 1, 96, 128)
+    mask[..., 20:70, 30:100] = 1
+    for preset in PRESETS:
+        v = ProceduralPrior(preset=preset).predict(img, seed=0, mask=mask)
+        assert torch.count_nonzero(v.coeffs * (1 - mask).unsqueeze(1)) == 0, preset
+
+
+def test_motion_lies_on_the_stalk():
+    img, region = stalk_on_flat_background()
+    assert energy_share(ProceduralPrior().predict(img, seed=0), region) > 0.8
+
+
+@pytest.mark.parametrize("preset", ["auto", "water ripples"])
+def test_motion_lies_in_the_water_not_the_sky(preset):
+    img, water = water_under_sky()
+    assert energy_share(ProceduralPrior(preset=preset).predict(img, seed=0), water) > 0.8
+
+
+def test_clouds_drift_moves_the_sky_only():
+    img, water = water_under_sky()
+    assert energy_share(ProceduralPrior(preset="clouds drift").predict(img, seed=0), ~water) > 0.8
+
+
+def correlation_length(size, band=4, seeds=4):
+    """Horizontal separation (pixels) at which the coefficients of one object decorrelate to 0.5."""
+    img, (top, left) = textured_square(size)
+    inner = slice(top + size // 4, top + size - size // 4)
+    sums = torch.zeros(size, dtype=torch.complex64)
+    power = 0.0
+    for seed in range(seeds):
+        c = ProceduralPrior().predict(img, seed=seed).coeffs[0, band, 0, inner, left:left + size]
+        power += float(c.abs().pow(2).mean())
+        for d in range(size):
+            sums[d] += (c[:, d:] * c[:, :size - d].conj()).mean()
+    corr = (sums.abs() / power).tolist()
+    below = next((d for d, value in enumerate(corr) if value < 0.5), size)
+    return below
+
+
+def test_phase_correlation_length_grows_with_object_size():
+    lengths = [correlation_length(size) for size in (12, 24, 48, 96)]
+    assert all(a < b for a, b in zip(lengths, lengths[1:])), lengths
+
+
+def test_separate_objects_move_independently_and_one_object_together():
+    img = torch.full((1, 3, 96, 160), 0.45)
+    img[:, :, 28:68, 10:50] = GREEN * (0.6 + 0.5 * noise((1, 1, 40, 40), 1))
+    img[:, :, 28:68, 110:150] = GREEN * (0.6 + 0.5 * noise((1, 1, 40, 40), 2))
+    band = 3
+    left, right, left2 = [], [], []
+    for seed in range(12):
+        c = ProceduralPrior().predict(img.clamp(0, 1), seed=seed).coeffs[0, band, 0]
+        left.append(c[40:56, 18:26].mean())
+        left2.append(c[40:56, 28:36].mean())
+        right.append(c[40:56, 118:126].mean())
+    left, left2, right = torch.stack(left), torch.stack(left2), torch.stack(right)
+
+    def corr(a, b):
+        return float((a * b.conj()).mean().abs() / (a.abs().pow(2).mean() * b.abs().pow(2).mean()).sqrt())
+
+    assert corr(left, left2) > 0.7
+    assert corr(left, right) < 0.5
+
+
+def test_rendered_frames_have_no_large_holes():
+    img, _ = stalk_on_flat_background()
+    motion = MotionTexture.from_volume(ProceduralPrior().predict(img, seed=0, intensity=2.0), 24, 30.0)
+    fields = motion.fields(0, 24)[:, 0].float()
+    _, coverage = softmax_splat(img.expand(24, -1, -1, -1), fields, importance_metric(motion))
+    holes = coverage < 0.5
+    assert float(holes.float().mean()) < 0.01
+    # No hole is wider than a few pixels: 3x3 erosion removes every one.
+    eroded = -torch.nn.functional.max_pool2d(-holes.float(), 5, stride=1, padding=2)
+    assert not bool((eroded > 0).any())
+
+
+def test_user_mask_edge_separates_motion():
+    """A mask is also an object boundary: the two halves of one texture no longer share a phase."""
+    img = torch.full((1, 3, 96, 128), 0.45)
+    img[:, :, 16:80, 16:112] = GREEN * (0.6 + 0.5 * noise((1, 1, 64, 96), 3))
+    mask = torch.ones(1, 1, 96, 128)
+    mask[..., 64:] = 0.5  # a softer region of the same texture
+    together, apart = [], []
+    for seed in range(10):
+        plain = ProceduralPrior().predict(img.clamp(0, 1), seed=seed).coeffs[0, 2, 0]
+        cut = ProceduralPrior().predict(img.clamp(0, 1), seed=seed, mask=mask).coeffs[0, 2, 0]
+        together.append(torch.stack([plain[40:56, 56:61].mean(), plain[40:56, 67:72].mean()]))
+        apart.append(torch.stack([cut[40:56, 56:61].mean(), cut[40:56, 67:72].mean()]))
+
+    def corr(pairs):
+        pairs = torch.stack(pairs)
+        a, b = pairs[:, 0], pairs[:, 1]
+        return float((a * b.conj()).mean().abs() / (a.abs().pow(2).mean() * b.abs().pow(2).mean()).sqrt())
+
+    assert corr(together) > corr(apart) + 0.2

@@ -1,0 +1,88 @@
+// Pictures the pack's nodes send after a run: the motion overlay (PNG) and the looping preview (animated WebP).
+// Both live in a DOM widget, which the classic LiteGraph canvas overlays on the node and the Vue node renderer
+// mounts inside the node, so one code path serves both renderers.
+import { api } from "../../../scripts/api.js";
+
+export function viewURL(file) {
+  const query = new URLSearchParams({
+    filename: file.filename,
+    subfolder: file.subfolder ?? "",
+    type: file.type ?? "temp",
+  });
+  // Temp file names repeat across server restarts; the run counter keeps the browser from showing a stale one.
+  query.set("gid_run", String(Date.now()));
+  return api.apiURL(`/view?${query}`);
+}
+
+const CAPTION_HEIGHT = 18;
+const MIN_PICTURE_HEIGHT = 64;
+
+// A picture plus a caption line, added to the node on its first run and reused after that.
+export function pictureWidget(node, name, cssClass) {
+  const existing = node.widgets?.find((w) => w.name === name);
+  if (existing) return existing.gidView;
+
+  const box = document.createElement("div");
+  box.className = `gid-picture ${cssClass}`;
+  // In the Vue renderer the node can then be dragged by its picture (the classic canvas wraps it in its own box).
+  box.style.cssText = "display:flex;flex-direction:column;width:100%;height:100%;pointer-events:none;" +
+    "box-sizing:border-box;min-height:0;";
+  const img = document.createElement("img");
+  img.style.cssText = "flex:1 1 auto;min-height:0;width:100%;object-fit:contain;";
+  img.alt = name;
+  const caption = document.createElement("div");
+  caption.style.cssText = `flex:0 0 ${CAPTION_HEIGHT}px;font:11px sans-serif;opacity:0.8;text-align:center;` +
+    "white-space:nowrap;overflow:hidden;text-overflow:ellipsis;";
+  box.append(img, caption);
+
+  const view = { box, img, caption, aspect: 1 };
+  const widget = node.addDOMWidget(name, "gid_picture", box, {
+    serialize: false,
+    hideOnZoom: false,
+    getMinHeight: () => MIN_PICTURE_HEIGHT + CAPTION_HEIGHT,
+  });
+  widget.gidView = view;
+  img.addEventListener("load", () => {
+    view.aspect = img.naturalHeight / Math.max(1, img.naturalWidth);
+    growToFit(node, view);
+  });
+  return view;
+}
+
+// Grows the node once so the picture shows at the node's width; never shrinks what the user sized.
+function growToFit(node, view) {
+  if (!node.graph) return;
+  const width = node.size[0];
+  const wanted = node.computeSize?.([width, node.size[1]]) ?? node.size;
+  const pictureHeight = Math.min(400, Math.max(MIN_PICTURE_HEIGHT, (width - 20) * view.aspect));
+  const height = Math.max(node.size[1], wanted[1] + pictureHeight);
+  if (height > node.size[1]) node.setSize([width, height]);
+  node.setDirtyCanvas?.(true, true);
+}
+
+export function showMotionOverlay(node, files) {
+  const file = files?.[0];
+  if (!file) return;
+  const view = pictureWidget(node, "gid_motion_overlay", "gid-motion-overlay");
+  view.img.src = viewURL(file);
+  const peak = Number(file.peak_px);
+  const more = files.length > 1 ? ` (picture 1 of ${files.length})` : "";
+  view.caption.textContent = Number.isFinite(peak)
+    ? `motion: brighter = moves more, up to ${peak.toFixed(2)} px${more}`
+    : `motion: brighter = moves more${more}`;
+}
+
+export function showLoopPreview(node, previews) {
+  const preview = previews?.[0];
+  if (!preview) return;
+  const view = pictureWidget(node, "gid_loop_preview", "gid-loop-preview");
+  view.img.src = viewURL(preview);
+  const fps = Number(preview.fps);
+  const played = Number(preview.played_fps);
+  const rate = Number.isFinite(played) && Math.abs(played - fps) > 0.01
+    ? `${fps.toFixed(2)} fps (plays at ${played.toFixed(2)})`
+    : `${fps.toFixed(2)} fps`;
+  view.caption.textContent = `loop preview: ${preview.frame_count} frames at ${rate}`;
+  view.box.dataset.fps = String(fps);
+  view.box.dataset.frameCount = String(preview.frame_count);
+}
