@@ -10,7 +10,9 @@ the real training CLI code on these pairs, then measured:
  (b) diffusion: relative error of sampled volumes for training pictures vs their ground truth, compared with
      the prior mean (the average ground-truth volume of the training set);
  (c) looping guidance: mean |F_T - F_1| (pixels) of unguided vs loop-guided samples, and their ratio.
-Usage: nice -n 10 python benchmarks/learned_model.py [--json] [--scenes N] [--steps-scale X]
+Usage: nice -n 10 python benchmarks/learned_model.py [--json] [--scenes N] [--steps-scale X] [--threads N]
+Torch runs on one thread by default: on a small shared CPU, OpenMP's spin-waiting threads made every
+training step 10-50x slower than one thread.
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ if str(ROOT) not in sys.path:
 from gid_engine.dataset import PairDataset, write_manifest, write_pair  # noqa: E402
 from gid_engine.ldm.model import displacement_from_channels  # noqa: E402
 from gid_engine.motion import trajectories_to_spectral_volume  # noqa: E402
+from gid_engine.spectral import SpectralVolume  # noqa: E402
 from gid_engine.train import TRAIN_CONFIGS, NormalizedPairs, Trainer  # noqa: E402
 
 FPS, PERIOD = 30.0, 150
@@ -91,10 +94,11 @@ def first_last_gap(channels: torch.Tensor, period: int) -> float:
     return float((fields[1] - fields[0]).abs().mean())
 
 
-def run(scenes: int, held_out: int, steps_scale: float, sample_steps: int, pictures: int, log) -> dict:
+def run(scenes: int, held_out: int, steps_scale: float, sample_steps: int, pictures: int, log,
+        keep: Path | None = None) -> dict:
     figures: dict = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = keep or Path(scratch)
         data = build_dataset(tmp / "train", scenes)
         test = build_dataset(tmp / "test", held_out, first_seed=10_000)
         cfg = TRAIN_CONFIGS["tiny"]
@@ -124,11 +128,18 @@ def run(scenes: int, held_out: int, steps_scale: float, sample_steps: int, pictu
         truths, images = torch.stack(truths), torch.stack(images)
         prior_mean = truths.mean(0, keepdim=True)
         picks = list(range(min(pictures, len(images))))
+        # The VAE bounds what any sample can reach: encode + decode of the true volumes, in pixel units.
+        with torch.no_grad():
+            normalized = model.normalization.normalize(SpectralVolume.from_channels(truths[picks], FPS, PERIOD))
+            roundtrip = model.denormalize_channels(model.decode(model.encode(normalized), len(picks)))
+        figures["vae_roundtrip_pixel_relative_error"] = round(relative_error(roundtrip, truths[picks]), 4)
         results = {}
         for label, source in (("stage2", model), ("stage1", stage1)):
             volume = source.predict(images[picks], seed=1, sampling={"steps": sample_steps})
             results[label] = volume.to_channels()
+        cfg_only = model.predict(images[picks], seed=1, sampling={"steps": sample_steps, "cfg": 1.75}).to_channels()
         figures["sample_relative_error"] = round(relative_error(results["stage2"], truths[picks]), 4)
+        figures["cfg_sample_relative_error"] = round(relative_error(cfg_only, truths[picks]), 4)
         figures["stage1_sample_relative_error"] = round(relative_error(results["stage1"], truths[picks]), 4)
         figures["prior_mean_relative_error"] = round(relative_error(prior_mean.expand(len(picks), -1, -1, -1),
                                                                     truths[picks]), 4)
@@ -139,7 +150,6 @@ def run(scenes: int, held_out: int, steps_scale: float, sample_steps: int, pictu
         unguided = results["stage2"]
         guided = model.predict(images[picks], seed=1, sampling={"steps": sample_steps, "loop_guidance": 200.0,
                                                                "cfg": 1.75, "loop_recurrence": 2}).to_channels()
-        cfg_only = model.predict(images[picks], seed=1, sampling={"steps": sample_steps, "cfg": 1.75}).to_channels()
         figures["loop_gap_unguided_px"] = round(first_last_gap(unguided, model.config.period), 5)
         figures["loop_gap_cfg_only_px"] = round(first_last_gap(cfg_only, model.config.period), 5)
         figures["loop_gap_guided_px"] = round(first_last_gap(guided, model.config.period), 5)
@@ -160,14 +170,19 @@ def main() -> int:
     parser.add_argument("--steps-scale", type=float, default=1.0, help="multiply the tiny config's training steps")
     parser.add_argument("--sample-steps", type=int, default=50)
     parser.add_argument("--pictures", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--keep", type=Path, help="keep the datasets and the trained run in this folder")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     log = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json else print
-    figures = run(args.scenes, args.held_out, args.steps_scale, args.sample_steps, args.pictures, log)
+    figures = run(args.scenes, args.held_out, args.steps_scale, args.sample_steps, args.pictures, log, args.keep)
     if not args.json:
-        print(f"(a) VAE held-out relative error {figures['vae_relative_error']} (zero prediction: 1.0)")
+        print(f"(a) VAE held-out relative error {figures['vae_relative_error']} (zero prediction: 1.0); "
+              f"pixel-unit round trip of the sampled pictures {figures['vae_roundtrip_pixel_relative_error']}")
         print(f"(b) sample relative error {figures['sample_relative_error']} (stage 1: "
-              f"{figures['stage1_sample_relative_error']}) vs prior mean {figures['prior_mean_relative_error']} "
+              f"{figures['stage1_sample_relative_error']}, w=1.75: {figures['cfg_sample_relative_error']}) "
+              f"vs prior mean {figures['prior_mean_relative_error']} "
               f"(ratio {figures['sample_vs_prior_mean_ratio']})")
         print(f"(c) |F_T - F_1| unguided {figures['loop_gap_unguided_px']} px, w=1.75 only "
               f"{figures['loop_gap_cfg_only_px']} px, loop-guided {figures['loop_gap_guided_px']} px: "

@@ -20,7 +20,7 @@ API-format runs). Every key is optional; `{}` is the identity, and so is any val
       "reseed_amount":     0..1              0 keeps the phases, 1 fully new ones. Default 1.
       "freeze":            bool              stop all motion (inside the mask, when one is given). Default false.
       "feather_px":        number >= 0       soften the mask's edge over about this many pixels. Default 0.
-      "invert_mask":       bool              apply the edit outside the mask instead. Default false.
+      "invert_mask":       bool              apply the edit outside the mask instead (needs a mask). Default false.
       "ui":                anything          the browser editor's own state; ignored here.
     }
 
@@ -138,6 +138,8 @@ def apply_edit(volume: SpectralVolume, edit: SpectrumEdit | str | dict | None,
                              or tuple(mask.shape[-2:]) != (volume.height, volume.width)):
         raise ValueError(f"mask: expected [1 or {volume.batch}, 1, {volume.height}, {volume.width}], "
                          f"got {tuple(mask.shape)}")
+    if edit.invert_mask and mask is None:
+        raise ValueError("edit: 'invert_mask' is true but no mask is connected; connect one or set it to false")
     edited = _freeze(coeffs) if edit.freeze else _edit_everywhere(volume, edit)
     if edited is coeffs:
         return volume
@@ -191,7 +193,7 @@ def _edit_everywhere(volume: SpectralVolume, edit: SpectrumEdit) -> torch.Tensor
 
 
 def _apply_matrix(coeffs: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
-    m = matrix.to(torch.float32).tolist()
+    m = matrix.tolist()
     x, y = coeffs[:, :, 0], coeffs[:, :, 1]
     return torch.stack([m[0][0] * x + m[0][1] * y, m[1][0] * x + m[1][1] * y], dim=2)
 

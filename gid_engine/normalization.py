@@ -30,7 +30,7 @@ _Z95 = 1.959964
 @lru_cache(maxsize=1)
 def natural_motion_spectrum() -> dict:
     """Measured per-bin RMS of real plant-in-wind spectra (see the file's own provenance)."""
-    return json.loads((Path(__file__).parent / "data" / "natural_motion_spectrum.json").read_text())
+    return json.loads((Path(__file__).parent / "assets" / "natural_motion_spectrum.json").read_text())
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """A procedural spectral motion prior: natural-looking oscillation from one picture, no weights.
 
 In the spirit of stochastic motion textures (Chuang et al. 2005) and the paper's observed spectra:
-- per-bin amplitudes follow the measured natural spectrum (data/natural_motion_spectrum.json),
+- per-bin amplitudes follow the measured natural spectrum (assets/natural_motion_spectrum.json),
   rescaled to the picture's grid and tilted by the preset's frequency character;
 - each bin's complex coefficient is a random field smoothed by an edge-aware recursive filter
   (the domain transform of Gastal & Oliveira 2011) guided by the picture's colours: pixels of one
@@ -75,7 +75,7 @@ PRESETS: dict[str, Preset] = {
                              gust_share=0.3, travel_speed=0.08),
     "clouds drift": Preset("Slow, wide drift of clouds; the land stays still.", mobility="sky",
                            follow_structure=0.0, sideways=0.2, length_scale=2.5, anisotropy=2.0,
-                           spectral_tilt=-0.2, amplitude=1.5, gust_share=0.6),
+                           spectral_tilt=-0.2, gust_share=0.6),
 }
 DEFAULT_PRESET = "auto"
 
@@ -94,17 +94,9 @@ class ProceduralPrior:
     fps: float = DEFAULT_FPS
     period: int = DEFAULT_PERIOD
     preset: str = DEFAULT_PRESET
-    wind_angle_deg: float | None = None  # None: the preset's own axis
 
     def __post_init__(self):
         preset_named(self.preset)
-
-    @property
-    def character(self) -> Preset:
-        preset = preset_named(self.preset)
-        if self.wind_angle_deg is None:
-            return preset
-        return dataclasses.replace(preset, wind_angle_deg=float(self.wind_angle_deg))
 
     def predict(self, image: torch.Tensor, *, seed: int = 0, mask: torch.Tensor | None = None,
                 intensity: float = 1.0, progress=None) -> SpectralVolume:
@@ -118,7 +110,7 @@ class ProceduralPrior:
             one_mask = None if mask is None else mask[min(i, mask.shape[0] - 1):][:1]
             with _one_cpu_thread():
                 coeffs = self._predict_one(image[i:i + 1], seed + i, intensity, one_mask)
-            volumes.append(SpectralVolume(coeffs, fps=self.fps, period=self.period).to(image.device).resize(h, w).coeffs)
+            volumes.append(_upsample(coeffs.to(image.device), h, w))
             if progress is not None:
                 progress(i + 1, b)
         coeffs = torch.cat(volumes)
@@ -128,17 +120,9 @@ class ProceduralPrior:
                               metadata={"source": self.name, "preset": self.preset, "seed": seed,
                                         "intensity": intensity})
 
-    def mobility(self, image: torch.Tensor) -> torch.Tensor:
-        """Where things are free to move, [1, 1, h, w] in 0..1, for this prior's preset."""
-        return MotionCues(image).mobility(self.character.mobility)
-
-    def direction(self, image: torch.Tensor) -> torch.Tensor:
-        """Unit main motion direction [1, 2, h, w]."""
-        return MotionCues(image).direction(self.character)
-
     def _predict_one(self, image: torch.Tensor, seed: int, intensity: float,
                      mask: torch.Tensor | None) -> torch.Tensor:
-        preset = self.character
+        preset = preset_named(self.preset)
         _, _, h, w = image.shape
         wh, ww = imageops.work_size(h, w, WORK_LONG_SIDE)
         small = F.interpolate(image.detach().float().cpu(), size=(wh, ww), mode="area")
@@ -247,17 +231,24 @@ class MotionCues:
         l1, l2 = 0.5 * (gxx + gyy + root), 0.5 * (gxx + gyy - root)
         curvature = torch.maximum(l1.abs(), l2.abs())
         # A line's centre curves without sloping; a step edge (a horizon, a wall) slopes where it curves.
-        line_like = imageops.smoothstep(1.5, 3.0, 1.5 * self.sigma * curvature / (gx.pow(2) + gy.pow(2)).sqrt().clamp(min=1e-6))
+        # (curvature * scale / slope is 1 where a blurred step curves most and grows only far from it).
+        slope = (gx.pow(2) + gy.pow(2)).sqrt().clamp(min=1e-6)
+        line_like = imageops.smoothstep(2.5, 4.0, 1.5 * self.sigma * curvature / slope)
         strength = imageops.gaussian_blur((l1.abs() - l2.abs()).abs() * line_like, 2 * self.sigma)
-        reference = torch.quantile(strength.flatten(), 0.97).clamp(min=2e-3)
+        reference = torch.quantile(strength.flatten(), 0.97).clamp(min=0.01)
         return imageops.smoothstep(0.2, 0.8, strength / reference)
 
     @cached_property
     def sky(self) -> torch.Tensor:
+        """Open sky, clouds included: bright, sky-coloured, not crisp, and connected to the top edge."""
         r, b = self.r, self.b
-        bright = imageops.smoothstep(0.45, 0.75, self.lum)
-        sky_colour = torch.maximum(imageops.smoothstep(0.25, 0.08, self.saturation), ((b - r) * 5 + 0.3).clamp(0, 1))
-        return self.upper * bright * sky_colour * (1 - self.vegetation) * imageops.smoothstep(0.6, 0.2, self.texture)
+        top = self.lum[..., : max(1, self.h // 7), :]
+        reference = torch.quantile(top.flatten(), 0.9)
+        # Relative to the sky's own brightness, so a pale mountain under a brighter sky is not sky.
+        bright = imageops.smoothstep(0.7, 0.85, self.lum / reference.clamp(min=0.2))
+        sky_colour = torch.maximum(imageops.smoothstep(0.3, 0.1, self.saturation), ((b - r) * 5 + 0.3).clamp(0, 1))
+        candidate = bright * sky_colour * (1 - self.vegetation) * imageops.smoothstep(0.8, 0.4, self.texture)
+        return candidate * self.upper * _reachable_from_top(candidate > 0.3).float()
 
     @cached_property
     def skin(self) -> torch.Tensor:
@@ -300,7 +291,7 @@ class MotionCues:
             # Ripple-like bands read as water only weakly here: layered rock looks the same to these cues.
             loose = torch.maximum(torch.maximum(veg, thin), 0.5 * self.water)
             bare = 1 - imageops.smoothstep(0.12, 0.35, self.saturation)  # grey rock, concrete, haze: rigid
-            mobility = torch.maximum(t * (0.3 + 0.7 * loose) * (1 - 0.8 * bare * (1 - loose)), 0.6 * thin)
+            mobility = torch.maximum(t * (0.3 + 0.7 * loose), 0.6 * thin) * (1 - 0.8 * bare * (1 - veg))
             mobility = mobility * self.free
             mobility = torch.maximum(mobility, 0.7 * self.flame)
         elif kind == "foliage":
@@ -313,9 +304,7 @@ class MotionCues:
         elif kind == "cloth":
             mobility = torch.maximum(self.texture, 0.8 * self.thin) * self.free
         elif kind == "sky":
-            # Clouds are soft; bright rock and snow under them are crisp.
-            open_sky = self.upper * imageops.smoothstep(0.35, 0.6, self.lum) * (1 - self.vegetation) * (1 - self.texture)
-            mobility = open_sky * (1 - self.flame) * imageops.smoothstep(0.6, 0.2, self.saturation)
+            mobility = self.sky
         else:
             raise ValueError(f"unknown mobility cue set {kind!r}")
         # Amplitude must change gently across space or the splatted picture stretches and tears.
@@ -342,6 +331,35 @@ class MotionCues:
         c = preset.follow_structure * coherence.clamp(0, 1) ** 2 * alignment.abs()
         direction = (1 - c) * wind + c * across
         return direction / direction.norm(dim=1, keepdim=True).clamp(min=1e-6)
+
+
+def _upsample(coeffs: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """Coefficients [1, K, 2, h0, w0] from the work grid to h x w (never smaller), vectors scaled with the grid.
+
+    Real and imaginary planes are resized apart: no interleaved copies of the (large) full-size volume.
+    """
+    _, k, _, h0, w0 = coeffs.shape
+    if (h0, w0) == (h, w):
+        return coeffs
+    scale = torch.tensor([w / w0, h / h0], device=coeffs.device).view(1, 1, 2, 1, 1)
+    coeffs = coeffs * scale
+    planes = [F.interpolate(part.reshape(1, 2 * k, h0, w0), size=(h, w), mode="bilinear", align_corners=False)
+              for part in (coeffs.real, coeffs.imag)]
+    return torch.complex(*planes).view(1, k, 2, h, w)
+
+
+def _reachable_from_top(allowed: torch.Tensor) -> torch.Tensor:
+    """Pixels of `allowed` [1, 1, h, w] (bool) joined to the top row through allowed pixels (8-neighbours)."""
+    region = torch.zeros_like(allowed)
+    region[..., 0, :] = allowed[..., 0, :]
+    while True:
+        grown = F.max_pool2d(region.float(), 3, stride=1, padding=1).bool() & allowed
+        # Many steps at once between checks: the check is what costs.
+        for _ in range(15):
+            grown = F.max_pool2d(grown.float(), 3, stride=1, padding=1).bool() & allowed
+        if torch.equal(grown, region):
+            return region
+        region = grown
 
 
 @contextmanager

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -50,8 +51,8 @@ class TrainConfig:
 
 TRAIN_CONFIGS = {
     # Runs VAE + both stages in minutes on two CPU cores (32x32, small widths).
-    "tiny": TrainConfig(model=CONFIGS["tiny"], steps={"vae": 250, "stage1": 500, "stage2": 100},
-                        batch={"vae": 2, "stage1": 1, "stage2": 1}, lr={"vae": 2e-3, "stage1": 1e-3, "stage2": 1e-3},
+    "tiny": TrainConfig(model=CONFIGS["tiny"], steps={"vae": 800, "stage1": 3000, "stage2": 300},
+                        batch={"vae": 2, "stage1": 2, "stage2": 2}, lr={"vae": 2e-3, "stage1": 1e-3, "stage2": 1e-3},
                         vae_slices=16, save_every=100, log_every=25, stats_samples=500, sample_steps=50),
     # The paper's setting (256x160, LDM-sized networks) for a GPU; step counts and rates are our choice.
     "paper": TrainConfig(model=CONFIGS["paper"], steps={"vae": 100_000, "stage1": 400_000, "stage2": 100_000},
@@ -97,6 +98,11 @@ def model_config_for(base: MotionLDMConfig, manifest: dict) -> MotionLDMConfig:
 
 def stage2_config(config: MotionLDMConfig) -> MotionLDMConfig:
     return dataclasses.replace(config, unet=dataclasses.replace(config.unet, frequency_attention=True))
+
+
+def cosine_rate(peak: float, step: int, total: int, floor: float = 0.1) -> float:
+    """Cosine decay from `peak` to floor * peak over the phase (our choice; the paper gives no schedule)."""
+    return peak * (floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * step / max(total, 1))))
 
 
 # ----- training state files (safetensors only) -------------------------------------------------------------------
@@ -245,6 +251,8 @@ class Trainer:
                           else self.diffusion_step(model, image, channels, phase, g))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            for group in optimizer.param_groups:
+                group["lr"] = cosine_rate(cfg.lr[phase], step, total)
             optimizer.step()
             step += 1
             count += 1

@@ -9,6 +9,7 @@ from ..gid_engine.edit import SpectrumEdit, apply_edit, spectrum_report
 from ..gid_engine.spectral import SpectralVolume
 from . import comfy_bridge as bridge
 from .types import CATEGORY, SpectralVolumeType
+from .ui_payloads import motion_overlay_ui
 
 # A mask may come at the picture's size while the volume sits on another grid; the shapes must still agree.
 ASPECT_TOLERANCE = 0.02
@@ -41,6 +42,17 @@ class EditSpectrum(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, edit=None, **_) -> bool | str:
+        """Bad JSON is refused when the prompt is queued, before anything runs (the band count needs the volume)."""
+        if not isinstance(edit, str):
+            return True  # fed by a link: checked when it runs
+        try:
+            SpectrumEdit.parse(edit)
+        except ValueError as err:
+            return str(err)
+        return True
+
+    @classmethod
     def execute(cls, spectral_volume, edit: str, mask=None) -> io.NodeOutput:
         if not isinstance(spectral_volume, SpectralVolume):
             raise ValueError(f"spectral_volume: expected a SPECTRAL_VOLUME, got {type(spectral_volume).__name__}")
@@ -48,7 +60,7 @@ class EditSpectrum(io.ComfyNode):
         volume = spectral_volume.to(bridge.compute_device())
         mask4 = None if mask is None else mask_on_grid(mask, volume).to(volume.device)
         edited = apply_edit(volume, spec, mask4)
-        ui = {"gid_spectrum": spectrum_report(volume, edited)}
+        ui = {"gid_spectrum": spectrum_report(volume, edited), **motion_overlay_ui(edited)}
         return io.NodeOutput(edited.to(bridge.output_device()), ui=ui)
 
 

@@ -11,6 +11,7 @@ from ..gid_engine.spectral import SpectralVolume
 from ..gid_engine.video_motion import AUTO_REFERENCE, CAMERA_MODES, VideoMotionOptions, extract_motion, motion_preview
 from . import comfy_bridge as bridge
 from .types import CATEGORY, SpectralVolumeType
+from .ui_payloads import motion_overlay_ui
 
 VOLUME_SUFFIX = ".safetensors"
 OUTPUT_TAG = " [output]"
@@ -71,7 +72,9 @@ class VideoToSpectralVolume(io.ComfyNode):
                                 progress=bridge.progress_reporter(images.shape[0]))
         out = bridge.output_device()
         return io.NodeOutput(motion.volume.to(out), motion.reference_image.unsqueeze(0).to(out),
-                             motion_preview(motion).unsqueeze(0).to(out), ui={"gid_video_motion": [motion.report]})
+                             motion_preview(motion).unsqueeze(0).to(out),
+                             ui={"gid_video_motion": [motion.report],
+                                 **motion_overlay_ui(motion.volume, motion.reference_image.unsqueeze(0))})
 
 
 class SaveSpectralVolume(io.ComfyNode):

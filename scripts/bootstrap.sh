@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Creates the project's virtual environment (.venv) with torch and a real ComfyUI 0.3.75 host (.comfyui/).
 # Idempotent: a second run only checks. Used by scripts/demo.sh, scripts/test.sh and .ci/run.
+# --browser also installs Debian's chromium for the browser tests (Playwright drives it; it never downloads one).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${GID_VENV:-$root/.venv}"
@@ -19,5 +20,9 @@ if [ ! -f "$stamp" ]; then
   "$py" -m pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
   "$py" -m pip install --quiet -r "$root/requirements.txt" -r "$root/scripts/host-requirements.txt"
   touch "$stamp"
+fi
+if [ "${1:-}" = "--browser" ] && ! command -v chromium >/dev/null 2>&1; then
+  echo "[bootstrap] installing Debian's chromium for the browser tests"
+  apt-get update -qq && apt-get install -y -qq chromium >/dev/null
 fi
 "$py" "$root/scripts/install_host.py"

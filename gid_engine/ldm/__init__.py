@@ -30,11 +30,20 @@ Choices the paper leaves open, recorded here (the one place they live):
 - Looping guidance (§5): F_t comes from the predicted clean latent through the VAE decoder, the inverse
   normalization and the inverse FFT (all differentiated). "Velocity" is the temporal difference; the constraint
   compares t = 1 with t = T, T = period - 1 by default (the last frame of the ground-truth window, the window's
-  frame 0 being the picture itself), configurable as loop_frames. L1 terms are means over pixels and axes,
-  summed over the batch. Self-recurrence re-noises z_{t-1} to level t with fresh noise and repeats the step.
+  frame 0 being the picture itself), configurable as loop_frames. The L1 norms are sums over pixels, axes and
+  pictures of displacements measured in grid widths (so u = 200 gives a usable step size; in pixels it would
+  have to shrink with the resolution). Self-recurrence re-noises z_{t-1} to level t with fresh noise and repeats the step.
+- Training (gid_engine.train): AdamW without weight decay, learning rate decayed by a cosine from its peak to
+  10% over each phase; every step takes a few pictures and all their K slices (VAE: a random subset of those
+  slices; stage 1: an independent timestep per slice; stage 2: one timestep per picture). The frozen VAE
+  encodes targets on the fly. Pairs on another grid are resized to the model's (bilinear with antialiasing for
+  pictures, SpectralVolume.resize for volumes); K, fps and period come from the dataset. A resumed phase
+  restarts its data order from a seed derived from the step it resumes at. Step counts, batches and rates of
+  the "paper" config are ours (the paper gives none); "tiny" is sized to train in minutes on two CPU cores.
 - Checkpoints: safetensors with float32 weights; metadata format "gid.motion_ldm", version, config JSON and
-  FrequencyNormalization JSON. The normalization's scales are the training set's 95th percentiles at the
-  model grid, each raised to at least 1% of the largest so that bins that never move do not amplify noise.
+  FrequencyNormalization JSON and the default sampling options (the tiny config asks for 50 DDIM steps).
+  The normalization's scales are the training set's 95th percentiles at the model grid, each raised to at
+  least 1% of the largest so that bins that never move do not amplify noise.
 """
 from .diffusion import NoiseSchedule, classifier_free_guidance, sample_ddim, universal_guidance
 from .model import CONFIGS, GIDMotionModel, MotionLDMConfig, SamplingOptions

@@ -9,7 +9,11 @@ from torch import nn
 
 
 def group_norm(channels: int) -> nn.GroupNorm:
-    groups = math.gcd(32, channels)
+    """LDM's 32 groups when each keeps at least 4 channels; narrower (tiny) layers get fewer groups of 4 or more.
+
+    One channel per group would be instance normalization, which discards the absolute level of every channel.
+    """
+    groups = 32 if channels % 32 == 0 and channels >= 128 else math.gcd(32, max(1, channels // 4))
     return nn.GroupNorm(groups, channels, eps=1e-6)
 
 

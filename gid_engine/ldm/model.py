@@ -101,7 +101,7 @@ def _build(cls, data, where: str):
 
 TINY = MotionLDMConfig(
     height=32, width=32,
-    vae=VAEConfig(channels=8, channel_mult=(1, 2), num_res_blocks=1),
+    vae=VAEConfig(channels=16, channel_mult=(1, 2), num_res_blocks=1),
     unet=UNetConfig(channels=16, channel_mult=(1, 2), num_res_blocks=1, attention_levels=(1,), head_channels=16,
                     frequency_heads=2),
 )
@@ -117,6 +117,13 @@ class SamplingOptions:
     loop_guidance: float = 0.0  # u; 0 = off. The paper's looping setup: u = 200, w = 1.75, 500 steps
     loop_recurrence: int = 2  # self-recurrence passes per step while loop guidance is on
     loop_frames: int = 0  # T of the loop constraint (F_T vs F_1); 0 = the model's period - 1
+
+    def updated(self, changes: dict | None) -> "SamplingOptions":
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = set(changes or {}) - known
+        if unknown:
+            raise ValueError(f"sampling: unknown options {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+        return dataclasses.replace(self, **(changes or {})).check()
 
     def check(self) -> "SamplingOptions":
         if self.steps < 1 or self.loop_recurrence < 1 or self.loop_frames in (1, 2) or self.loop_frames < 0:
@@ -180,8 +187,8 @@ class GIDMotionModel(nn.Module):
         return next(self.parameters()).dtype
 
     def with_sampling(self, **changes) -> "GIDMotionModel":
-        other = copy.copy(self)  # shares the modules (weights) and buffers
-        other.sampling = dataclasses.replace(self.sampling, **changes).check()
+        other = copy.copy(self)  # shares the submodules, so the weights
+        other.sampling = self.sampling.updated(changes)
         return other
 
     # ----- the pieces training and sampling share ----------------------------------------------------------
@@ -270,7 +277,7 @@ class GIDMotionModel(nn.Module):
         """
         if image.ndim != 4 or image.shape[1] != 3:
             raise ValueError(f"image must be [B, 3, H, W], got {tuple(image.shape)}")
-        options = dataclasses.replace(self.sampling, **(sampling or {})).check()
+        options = self.sampling.updated(sampling)
         callback = (lambda info: progress(info["i"] + 1, info["total"])) if progress is not None else None
         normalized = self.sample_normalized(self.to_model_grid(image), seed, options, callback)
         coeffs = self.denormalize_channels(normalized)

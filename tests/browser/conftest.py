@@ -1,7 +1,6 @@
-"""Fixtures for browser tests: the real ComfyUI host of tests/host/conftest.py, and Debian's Chromium via Playwright."""
+"""Fixtures for browser tests: Debian's Chromium via Playwright (the ComfyUI host comes from tests/conftest.py)."""
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,20 +14,6 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
-
-
-def _load_host_fixtures():
-    # tests/host/conftest.py owns the server fixture; load it under its own name so this folder shares its code.
-    spec = importlib.util.spec_from_file_location("gid_host_fixtures", HERE.parent / "host" / "conftest.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_host = _load_host_fixtures()
-comfy_host = _host.comfy_host
-assert_no_pack_tracebacks = _host.assert_no_pack_tracebacks
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,9 @@
 """The pack's web extension in the real ComfyUI 0.3.75 frontend (1.32.9), in headless Chromium, under both node
 renderers: the classic LiteGraph canvas and the Vue node renderer ("Nodes 2.0", setting Comfy.VueNodes.Enabled).
 
-Each renderer gets one page. The graph is the shipped workflow with Edit Spectrum wired in after Predict Spectral
-Volume, shrunk to a 128x72 picture and 8 frames so that a run takes seconds on two shared cores. Screenshots of every
-state land in tests/browser/artifacts/.
+Each renderer gets one page (own browser context). The graph is the shipped workflow, whose Edit Spectrum sits
+between Predict Spectral Volume and Motion Texture, shrunk to a 128x72 picture and 8 frames so that a run takes
+seconds on two shared cores. Screenshots of every state land in tests/browser/artifacts/ (git-ignored).
 """
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import json
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -60,7 +60,7 @@ class GIDPage:
         return entry
 
     def focus(self, node_type: str, index: int = 0) -> None:
-        """Scale 1, node near the top-left: big enough to drag on and to screenshot."""
+        """Scale 1, node near the top-left (in view: the Vue renderer mounts only nodes in the viewport)."""
         self.js("""([type, index]) => {
             const app = window.comfyAPI.app.app;
             const node = gidTest.nodes(type)[index];
@@ -78,7 +78,7 @@ def _post_settings(host: Any, settings: dict[str, Any]) -> None:
 
 
 @pytest.fixture(scope="module", params=list(RENDERERS))
-def gid_page(request: pytest.FixtureRequest, comfy_host: Any, chromium_browser: Any) -> Iterator[GIDPage]:
+def gid_page(request: pytest.FixtureRequest, chromium_browser: Any, comfy_host: Any) -> Iterator[GIDPage]:
     renderer = request.param
     ARTIFACTS.mkdir(exist_ok=True)
     Image.open(REPO / "samples" / "dandelion.jpg").convert("RGB").resize((128, 72)).save(

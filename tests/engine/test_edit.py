@@ -142,6 +142,11 @@ def test_bad_edits_name_the_key(edit, needle):
     assert needle in str(err.value)
 
 
+def test_inverting_a_missing_mask_is_an_error():
+    with pytest.raises(ValueError, match="'invert_mask' is true but no mask"):
+        apply_edit(random_volume(), {"invert_mask": True, "magnify": 2})
+
+
 def test_spectrum_report_has_the_editor_keys():
     v = random_volume(b=2)
     out = apply_edit(v, {"magnify": 0.5})
