@@ -51,7 +51,7 @@ class TrainConfig:
 
 TRAIN_CONFIGS = {
     # Runs VAE + both stages in minutes on two CPU cores (32x32, small widths).
-    "tiny": TrainConfig(model=CONFIGS["tiny"], steps={"vae": 800, "stage1": 3000, "stage2": 300},
+    "tiny": TrainConfig(model=CONFIGS["tiny"], steps={"vae": 1500, "stage1": 3000, "stage2": 300},
                         batch={"vae": 2, "stage1": 2, "stage2": 2}, lr={"vae": 2e-3, "stage1": 1e-3, "stage2": 1e-3},
                         vae_slices=16, save_every=100, log_every=25, stats_samples=500, sample_steps=50),
     # The paper's setting (256x160, LDM-sized networks) for a GPU; step counts and rates are our choice.
