@@ -82,3 +82,32 @@ def install_sample_picture() -> None:
                 shutil.copyfile(source, target)
     except OSError as err:  # a read-only input folder must not stop the pack from loading
         logging.warning("GID: could not copy the sample picture into the input folder: %s", err)
+
+
+class ManagedMotionModel:
+    """A learned motion source under ComfyUI's memory management: loaded to the compute device when it predicts,
+    offloadable by ComfyUI (Unload Models, free memory) in between, like any core model."""
+
+    def __init__(self, model: torch.nn.Module):
+        import comfy.model_patcher
+
+        device = mm.get_torch_device()
+        if mm.should_use_fp16(device) and hasattr(model, "to"):
+            model = model.to(dtype=torch.float16)
+        self.model = model
+        self.name = getattr(model, "name", type(model).__name__)
+        # ModelPatcher writes attributes such as .device onto the module it manages; a plain container keeps
+        # those off the model (whose .device is read from its weights).
+        holder = torch.nn.Module()
+        holder.model = model
+        self.patcher = comfy.model_patcher.ModelPatcher(holder, load_device=device,
+                                                        offload_device=mm.unet_offload_device())
+
+    def predict(self, image, **kwargs):
+        mm.load_model_gpu(self.patcher)
+        return self.model.predict(image, **kwargs)
+
+
+def managed_source(source):
+    """Torch-module sources go under memory management; procedural sources pass through."""
+    return ManagedMotionModel(source) if isinstance(source, torch.nn.Module) else source

@@ -36,7 +36,7 @@ class LoadGIDModel(io.ComfyNode):
         path = folder_paths.get_full_path(bridge.MODEL_FOLDER, model_name)
         if path is None:
             raise ValueError(f"model_name: {model_name!r} is neither a built-in source nor a file in models/gid")
-        return io.NodeOutput(load_motion_source(path))
+        return io.NodeOutput(bridge.managed_source(load_motion_source(path)))
 
 
 class PredictSpectralVolume(io.ComfyNode):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -91,3 +93,23 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for host in _started:
         if host.startup_seconds is not None:
             terminalreporter.write_line(f"ComfyUI host start-up: {host.startup_seconds:.1f}s (log: {host.log_path})")
+
+
+LEARNED_CHECKPOINT = "gid_motion.safetensors"  # the name workflows/animate_still_learned.json asks for
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(comfy_host: ComfyHost, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Train the tiny config for one step per phase with the CLI, then install it as a user's models/gid file."""
+    from benchmarks.learned_model import build_dataset
+
+    work = tmp_path_factory.mktemp("learned")
+    data = build_dataset(work / "data", 3)
+    result = subprocess.run([sys.executable, "-m", "gid_engine.train", "--config", "tiny", "--data", str(data),
+                             "--out", str(work / "run"), "--vae-steps", "1", "--stage1-steps", "1",
+                             "--stage2-steps", "1"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    target = comfy_host.model_paths["gid"] / LEARNED_CHECKPOINT
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(work / "run" / LEARNED_CHECKPOINT, target)
+    return target

@@ -16,25 +16,7 @@ from test_pack import expect_node_error, gid_prompt, seam_and_median, webp_frame
 
 REPO = Path(__file__).resolve().parents[2]
 LEARNED_WORKFLOW = REPO / "workflows" / "animate_still_learned.json"
-CHECKPOINT = "gid_motion.safetensors"  # the name the learned workflow asks for
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(comfy_host: ComfyHost, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Train the tiny config for one step per phase with the CLI, then install it as a user's models/gid file."""
-    sys.path.insert(0, str(REPO))
-    from benchmarks.learned_model import build_dataset
-
-    work = tmp_path_factory.mktemp("learned")
-    data = build_dataset(work / "data", 3)
-    result = subprocess.run([sys.executable, "-m", "gid_engine.train", "--config", "tiny", "--data", str(data),
-                             "--out", str(work / "run"), "--vae-steps", "1", "--stage1-steps", "1",
-                             "--stage2-steps", "1"], cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    target = comfy_host.model_paths["gid"] / CHECKPOINT
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(work / "run" / CHECKPOINT, target)
-    return target
+from conftest import LEARNED_CHECKPOINT as CHECKPOINT  # the name the learned workflow asks for
 
 
 @pytest.fixture(scope="module")
