@@ -16,7 +16,7 @@ from test_pack import expect_node_error, gid_prompt, seam_and_median, webp_frame
 
 REPO = Path(__file__).resolve().parents[2]
 LEARNED_WORKFLOW = REPO / "workflows" / "animate_still_learned.json"
-from conftest import LEARNED_CHECKPOINT as CHECKPOINT  # the name the learned workflow asks for
+CHECKPOINT = "gid_motion.safetensors"  # the name the learned workflow asks for (tests/conftest.py installs it)
 
 
 @pytest.fixture(scope="module")
