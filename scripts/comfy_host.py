@@ -1100,7 +1100,8 @@ def _run_workflow(args: argparse.Namespace) -> int:
                       file=sys.stderr)
         apply_assignments(prompt, args.set or [])
         entry = host.run(prompt, timeout=args.timeout, extra_data=extra_data)
-        files = host.output_files(entry)
+        # Saved results only: nodes' temp previews (loop previews, motion overlays) stay on the server.
+        files = [f for f in host.output_files(entry) if f["type"] == "output"]
         if not files:
             print("[comfy_host] warning: the prompt succeeded but reported no output files", file=sys.stderr)
         for info in files:
