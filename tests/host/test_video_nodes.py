@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from comfy_host import ComfyHost, PromptFailed, PromptRejected
+from comfy_host import ComfyHost, PromptRejected
 from PIL import Image
+from test_pack import expect_node_error, webp_frames
 
 REPO = Path(__file__).resolve().parents[2]
 CLIP = "gid_sample_dandelion_sway.mp4"
@@ -26,23 +27,6 @@ def extract_prompt(**options: Any) -> dict[str, Any]:
         "save": {"class_type": "GID_SaveSpectralVolume",
                  "inputs": {"spectral_volume": ["extract", 0], "filename_prefix": "gidtest/clip_motion"}},
     }
-
-
-def webp_frames(data: bytes) -> np.ndarray:
-    with Image.open(io.BytesIO(data)) as im:
-        frames = []
-        for i in range(im.n_frames):
-            im.seek(i)
-            frames.append(np.asarray(im.convert("RGB"), dtype=np.float32))
-    return np.stack(frames)
-
-
-def expect_node_error(host: ComfyHost, prompt: dict[str, Any], *needles: str) -> None:
-    with pytest.raises(PromptFailed) as failure:
-        host.run(prompt, timeout=300)
-    message = json.dumps(failure.value.execution_error)
-    for needle in needles:
-        assert needle in message, message
 
 
 def test_sample_clip_is_installed_and_nodes_are_documented(comfy_host: ComfyHost, assert_no_pack_tracebacks) -> None:
