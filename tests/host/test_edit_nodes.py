@@ -1,25 +1,15 @@
 """Edit Spectrum and the prior's presets inside a real ComfyUI host."""
 from __future__ import annotations
 
-import io
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from comfy_host import ComfyHost, PromptRejected
-from PIL import Image
+from test_pack import sample, webp_frames  # noqa: F401  (sample is a fixture)
 
-REPO = Path(__file__).resolve().parents[2]
 BUILTIN = "builtin: procedural motion prior"
-
-
-@pytest.fixture(scope="module")
-def picture(comfy_host: ComfyHost) -> str:
-    small = comfy_host.input_dir / "gid_edit_test.png"
-    Image.open(REPO / "samples" / "dandelion.jpg").resize((128, 72)).save(small)
-    return small.name
 
 
 def prompt_with_edit(image_name: str, edit: str, frames: int = 8, preset: str = "foliage") -> dict[str, Any]:
@@ -43,12 +33,7 @@ def prompt_with_edit(image_name: str, edit: str, frames: int = 8, preset: str = 
 
 def frames_of(comfy_host: ComfyHost, entry: dict[str, Any]) -> np.ndarray:
     info = next(f for f in comfy_host.output_files(entry) if f["node_id"] == "save")
-    frames = []
-    with Image.open(io.BytesIO(comfy_host.download(info))) as im:
-        for i in range(im.n_frames):
-            im.seek(i)
-            frames.append(np.asarray(im.convert("RGB"), dtype=np.float32))
-    return np.stack(frames)
+    return webp_frames(comfy_host.download(info))
 
 
 def test_schema_documents_the_edit_and_the_presets(comfy_host: ComfyHost) -> None:
@@ -69,8 +54,8 @@ def test_schema_documents_the_edit_and_the_presets(comfy_host: ComfyHost) -> Non
     assert list(predict["optional"]) == ["mask", "preset"]
 
 
-def test_edit_reports_the_spectrum_and_magnifies_the_motion(comfy_host: ComfyHost, picture: str) -> None:
-    entry = comfy_host.run(prompt_with_edit(picture, json.dumps({"magnify": 2.0})), timeout=300)
+def test_edit_reports_the_spectrum_and_magnifies_the_motion(comfy_host: ComfyHost, sample: str) -> None:
+    entry = comfy_host.run(prompt_with_edit(sample, json.dumps({"magnify": 2.0})), timeout=300)
     report = entry["outputs"]["edit"]["gid_spectrum"]
     assert len(report) == 1
     spectrum = report[0]
@@ -80,13 +65,13 @@ def test_edit_reports_the_spectrum_and_magnifies_the_motion(comfy_host: ComfyHos
         assert after == pytest.approx(2 * before, rel=1e-4)
     assert spectrum["total_amplitude_px"] > 0
 
-    still = comfy_host.run(prompt_with_edit(picture, json.dumps({"magnify": 0})), timeout=300)
+    still = comfy_host.run(prompt_with_edit(sample, json.dumps({"magnify": 0})), timeout=300)
     frames = frames_of(comfy_host, still)
     assert np.abs(frames - frames[0]).max() == 0  # minified to nothing: every frame is the picture
 
 
-def test_freeze_inside_a_mask_keeps_that_region_exactly_still(comfy_host: ComfyHost, picture: str) -> None:
-    prompt = prompt_with_edit(picture, json.dumps({"freeze": True, "feather_px": 6}), frames=10)
+def test_freeze_inside_a_mask_keeps_that_region_exactly_still(comfy_host: ComfyHost, sample: str) -> None:
+    prompt = prompt_with_edit(sample, json.dumps({"freeze": True, "feather_px": 6}), frames=10)
     # the left half of the picture is the region to freeze
     prompt["solid"] = {"class_type": "SolidMask", "inputs": {"value": 0.0, "width": 128, "height": 72}}
     prompt["ones"] = {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": 64, "height": 72}}
@@ -99,16 +84,16 @@ def test_freeze_inside_a_mask_keeps_that_region_exactly_still(comfy_host: ComfyH
     assert np.abs(right - right[0]).mean() > 0.1
 
 
-def test_bad_edit_json_is_refused_when_queued(comfy_host: ComfyHost, picture: str) -> None:
+def test_bad_edit_json_is_refused_when_queued(comfy_host: ComfyHost, sample: str) -> None:
     for edit, needle in (('{"magnify": 2', "not valid JSON"), ('{"zoom": 2}', "unknown key(s) 'zoom'"),
                          ('{"magnify": -1}', "'magnify' must be at least 0")):
         with pytest.raises(PromptRejected) as rejected:
-            comfy_host.run(prompt_with_edit(picture, edit), timeout=300)
+            comfy_host.run(prompt_with_edit(sample, edit), timeout=300)
         message = json.dumps(rejected.value.node_errors["edit"])
         assert "edit:" in message and needle in message, message
 
 
-def test_edit_works_on_a_loaded_volume(comfy_host: ComfyHost, picture: str) -> None:
+def test_edit_works_on_a_loaded_volume(comfy_host: ComfyHost, sample: str) -> None:
     import torch
     from gid_engine.spectral import SpectralVolume
 
@@ -117,7 +102,7 @@ def test_edit_works_on_a_loaded_volume(comfy_host: ComfyHost, picture: str) -> N
     coeffs[:, 0] = -2 * coeffs[:, 1:].real.sum(1)
     SpectralVolume(coeffs).save(comfy_host.model_paths["gid"] / "gid_edit_sway.safetensors")
     comfy_host.object_info(refresh=True)
-    prompt = prompt_with_edit(picture, json.dumps({"restrict_deg": 90}), preset="auto")
+    prompt = prompt_with_edit(sample, json.dumps({"restrict_deg": 90}), preset="auto")
     prompt["model"]["inputs"]["model_name"] = "gid_edit_sway.safetensors"
     frames = frames_of(comfy_host, comfy_host.run(prompt, timeout=300))
     assert np.abs(frames - frames[0]).max() == 0  # horizontal sway restricted to vertical: nothing left
