@@ -10,6 +10,8 @@ the real training CLI code on these pairs, then measured:
  (b) diffusion: relative error of sampled volumes for training pictures vs their ground truth, compared with
      the prior mean (the average ground-truth volume of the training set);
  (c) looping guidance: mean |F_T - F_1| (pixels) of unguided vs loop-guided samples, and their ratio.
+The tiny model predicts v rather than eps (MotionLDMConfig.v_prediction): with eps, 3000 steps left its samples no
+closer to the truth than the prior mean (relative error 0.97 vs 0.90); with v, 0.48.
 Usage: nice -n 10 python benchmarks/learned_model.py [--json] [--scenes N] [--steps-scale X] [--threads N]
 Torch runs on one thread by default: on a small shared CPU, OpenMP's spin-waiting threads made every
 training step 10-50x slower than one thread.
@@ -38,6 +40,7 @@ from gid_engine.spectral import SpectralVolume  # noqa: E402
 from gid_engine.train import TRAIN_CONFIGS, NormalizedPairs, Trainer  # noqa: E402
 
 FPS, PERIOD = 30.0, 150
+LOOP_U = 1000.0  # loop guidance strength for (c)
 
 
 def synthetic_scene(seed: int, size: int = 32, num_bins: int = 8):
@@ -94,6 +97,27 @@ def first_last_gap(channels: torch.Tensor, period: int) -> float:
     return float((fields[1] - fields[0]).abs().mean())
 
 
+def mean_amplitude(channels: torch.Tensor, period: int) -> float:
+    """Mean |displacement| in pixels over the window (every 5th frame)."""
+    return float(displacement_from_channels(channels, [float(t) for t in range(0, period, 5)], period).abs().mean())
+
+
+def nearest_loop(channels: torch.Tensor, period: int) -> torch.Tensor:
+    """Least-squares projection of every pixel's spectrum onto spectra with F_T = F_1 and v_T = v_1."""
+    c = channels.shape[1]
+    last = float(period - 1)
+    rows = []
+    for j in range(c):  # the constraints are linear in the channels and the same at every pixel
+        unit = torch.zeros(1, c, 1, 1, dtype=torch.float64)
+        unit[0, j] = 1
+        f = displacement_from_channels(unit, [1.0, 2.0, last - 1, last], period)[:, 0, :, 0, 0]
+        rows.append(torch.cat([f[3] - f[0], (f[3] - f[2]) - (f[1] - f[0])]))
+    a = torch.stack(rows, 1)  # [4, C]
+    x = channels.double().permute(0, 2, 3, 1).reshape(-1, c)
+    x = x - (x @ a.T) @ torch.linalg.pinv(a @ a.T) @ a
+    return x.reshape(channels.shape[0], *channels.shape[2:], c).permute(0, 3, 1, 2).to(channels.dtype)
+
+
 def run(scenes: int, held_out: int, steps_scale: float, sample_steps: int, pictures: int, log,
         keep: Path | None = None) -> dict:
     figures: dict = {}
@@ -146,17 +170,24 @@ def run(scenes: int, held_out: int, steps_scale: float, sample_steps: int, pictu
         figures["sample_vs_prior_mean_ratio"] = round(figures["sample_relative_error"]
                                                       / figures["prior_mean_relative_error"], 4)
 
-        # (c) looping guidance (paper §5 settings for w, u and recurrence; fewer DDIM steps).
+        # (c) looping guidance. u is in our loss units (displacements in grid widths, L1 sums over pixels);
+        # the paper's u = 200 pairs with 500 steps and w = 1.75, and at this scale CFG itself costs accuracy.
         unguided = results["stage2"]
-        guided = model.predict(images[picks], seed=1, sampling={"steps": sample_steps, "loop_guidance": 200.0,
-                                                               "cfg": 1.75, "loop_recurrence": 2}).to_channels()
+        guided = model.predict(images[picks], seed=1, sampling={"steps": sample_steps, "loop_guidance": LOOP_U,
+                                                               "loop_recurrence": 2}).to_channels()
+        figures["loop_guidance_u"] = LOOP_U
         figures["loop_gap_unguided_px"] = round(first_last_gap(unguided, model.config.period), 5)
         figures["loop_gap_cfg_only_px"] = round(first_last_gap(cfg_only, model.config.period), 5)
         figures["loop_gap_guided_px"] = round(first_last_gap(guided, model.config.period), 5)
         figures["loop_gap_ground_truth_px"] = round(first_last_gap(truths[picks], model.config.period), 5)
-        figures["loop_gap_reduction_factor"] = round(figures["loop_gap_cfg_only_px"]
+        figures["loop_gap_reduction_factor"] = round(figures["loop_gap_unguided_px"]
                                                      / max(figures["loop_gap_guided_px"], 1e-9), 2)
+        figures["guided_amplitude_ratio"] = round(mean_amplitude(guided, model.config.period)
+                                                  / mean_amplitude(unguided, model.config.period), 4)
         figures["guided_sample_relative_error"] = round(relative_error(guided, truths[picks]), 4)
+        # The ground truth does not loop; the smallest change of it that does is this far from it:
+        figures["ground_truth_to_nearest_loop_relative"] = round(
+            relative_error(nearest_loop(truths[picks], model.config.period), truths[picks]), 4)
         figures["sample_steps"] = sample_steps
         figures["scenes"], figures["held_out"], figures["pictures_sampled"] = scenes, held_out, len(picks)
     return figures
@@ -185,8 +216,10 @@ def main() -> int:
               f"vs prior mean {figures['prior_mean_relative_error']} "
               f"(ratio {figures['sample_vs_prior_mean_ratio']})")
         print(f"(c) |F_T - F_1| unguided {figures['loop_gap_unguided_px']} px, w=1.75 only "
-              f"{figures['loop_gap_cfg_only_px']} px, loop-guided {figures['loop_gap_guided_px']} px: "
-              f"{figures['loop_gap_reduction_factor']}x smaller")
+              f"{figures['loop_gap_cfg_only_px']} px, loop-guided (u={LOOP_U:g}) {figures['loop_gap_guided_px']} px: "
+              f"{figures['loop_gap_reduction_factor']}x smaller; amplitude kept {figures['guided_amplitude_ratio']}, "
+              f"relative error {figures['guided_sample_relative_error']} (the nearest looping spectrum to the "
+              f"truth is {figures['ground_truth_to_nearest_loop_relative']} from it)")
         print(f"training took {figures['train_seconds']} s")
     print(json.dumps(figures))
     return 0

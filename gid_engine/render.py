@@ -19,13 +19,17 @@ Progress = Callable[[int, int], None]
 # The depth proxy is in pixels; dividing by the picture's long side (times this reference) makes the
 # same temperature behave alike at 256 px and at 4K.
 METRIC_REFERENCE_SIZE = 256
-DEFAULT_TEMPERATURE = 10.0
+DEFAULT_TEMPERATURE = 0.5
 # Displacements shorter than this (pixels) are not drawn: far below what anyone can see.
 STILL_BELOW_PX = 1 / 32
 # Pixels splatted per chunk (frames x H x W); bounds the operator's scratch memory (about 150 B/pixel).
 CHUNK_PIXELS = 1 << 22
 # At most this many frames per chunk, so progress (and cancel) come often even for small pictures.
 CHUNK_FRAMES = 16
+# Hole filling weighs surrounding pixels by exp(-BACKGROUND_PREFERENCE * depth / max depth).
+BACKGROUND_PREFERENCE = 2.0
+# How far replicated border content that moves into the frame is believed (the rest comes from the fill).
+BORDER_TRUST = 0.25
 
 
 def importance_metric(motion: MotionTexture, temperature: float = DEFAULT_TEMPERATURE) -> torch.Tensor:
@@ -66,15 +70,17 @@ def coverage_alpha(coverage: torch.Tensor) -> torch.Tensor:
 
 
 def fill_holes(values: torch.Tensor, coverage: torch.Tensor, depth: torch.Tensor | None = None,
-               background_preference: float = 4.0) -> torch.Tensor:
+               background_preference: float = BACKGROUND_PREFERENCE, trust: torch.Tensor | None = None
+               ) -> torch.Tensor:
     """Fill uncovered (and barely covered) pixels from their surroundings, preferring what lies behind.
 
     depth: the splatted importance metric (larger = in front); holes open where something in front moved
     away, so the fill weighs the surrounding pixels by exp(-preference * depth / max depth) and takes its
     colour mostly from the background rather than smearing the foreground over it.
+    trust (0..1, optional) lowers how far covered pixels are believed, both for themselves and as fill sources.
     Pixels with full trust (coverage_alpha == 1) are returned unchanged.
     """
-    alpha = coverage_alpha(coverage)
+    alpha = coverage_alpha(coverage) if trust is None else coverage_alpha(coverage) * trust
     if bool((alpha >= 1).all()):
         return values
     weight = alpha
@@ -122,27 +128,35 @@ class SplatRenderer:
 
     name = "softmax splat (training-free)"
 
-    def __init__(self, levels: int = 1, sharpen: bool = False, still_below_px: float = STILL_BELOW_PX):
+    def __init__(self, levels: int = 1, sharpen: bool = False, still_below_px: float = STILL_BELOW_PX,
+                 background_preference: float = BACKGROUND_PREFERENCE):
         if levels < 1:
             raise ValueError(f"levels must be at least 1, got {levels}")
         self.levels = levels
         self.sharpen = sharpen
         self.still_below_px = still_below_px
+        self.background_preference = background_preference
 
     def render_chunk(self, image: torch.Tensor, fields: torch.Tensor, metric: torch.Tensor) -> torch.Tensor:
         n, b, _, h, w = fields.shape
         flow = fields.reshape(n * b, 2, h, w)
         # Invisible sub-pixel drift would still resample (soften) the pixels; snapping it to zero keeps still
         # regions bit-identical to the picture in every frame, so nothing shimmers and frame 0 does not pop.
-        flow = torch.where(flow.pow(2).sum(1, keepdim=True) < self.still_below_px ** 2, torch.zeros_like(flow), flow)
-        pictures = image.unsqueeze(0).expand(n, b, 3, h, w).reshape(n * b, 3, h, w)
-        metric = metric.unsqueeze(0).expand(n, b, 1, h, w).reshape(n * b, 1, h, w)
-        # Content that moves in from outside the frame: extend the picture (and its motion) by replicating
-        # its border, so the frame's edge is covered like any other pixel instead of becoming a hole.
+        flow = flow.masked_fill(flow.pow(2).sum(1, keepdim=True) < self.still_below_px ** 2, 0.0)
+        # One picture is shared by all frames (the operator broadcasts it); several are laid out frame-major.
+        pictures, metric = (image, metric) if b == 1 else (
+            t.unsqueeze(0).expand(n, *t.shape).reshape(n * b, *t.shape[1:]) for t in (image, metric))
+        # Content that moves in from outside the frame is unknown. Extend the picture (and its motion) by
+        # replicating its border, and splat an "inside" channel along: where replicated content lands it is
+        # trusted only BORDER_TRUST and blended with the fill from real pixels (better than either alone on
+        # real clips in benchmarks/render_fidelity.py).
         margin = min(int(flow.abs().amax().ceil()) + 1, max(h, w)) if flow.numel() else 0
+        features = torch.cat([pictures, metric], dim=1)
         if margin:
             pad = (margin, margin, margin, margin)
-            pictures, flow, metric = (F.pad(t, pad, mode="replicate") for t in (pictures, flow, metric))
+            flow, metric, features = (F.pad(t, pad, mode="replicate") for t in (flow, metric, features))
+            inside = F.pad(torch.ones_like(pictures[:, :1]), pad)
+            features = torch.cat([features, inside], dim=1)
 
         estimate = None
         for level in reversed(range(self.levels)):
@@ -150,18 +164,20 @@ class SplatRenderer:
             if level and min(h, w) // factor < 4:
                 continue
             lv_flow = downsample(flow, factor) / factor if level else flow
-            lv_metric = downsample(metric, factor) if level else metric
-            channels = [downsample(pictures, factor) if level else pictures, lv_metric]
-            if level == 0 and self.sharpen:
-                channels.append(footprint_variance(lv_flow))
-            splatted, coverage = softmax_splat(torch.cat(channels, dim=1), lv_flow, lv_metric)
+            lv_features = downsample(features, factor) if level else features
+            sharpen = level == 0 and self.sharpen
+            if sharpen:
+                lv_features = torch.cat([lv_features.expand(lv_flow.shape[0], -1, -1, -1),
+                                         footprint_variance(lv_flow)], dim=1)
+            splatted, coverage = softmax_splat(lv_features, lv_flow, lv_features[:, 3:4])
             colour, depth = splatted[:, :3], splatted[:, 3:4]
-            if level == 0 and self.sharpen:
-                colour = restore_sharpness(colour, splatted[:, 4:6])
+            trust = BORDER_TRUST + (1 - BORDER_TRUST) * splatted[:, 4:5] if margin else None
+            if sharpen:
+                colour = restore_sharpness(colour, splatted[:, -2:])
             if estimate is None:
-                estimate = fill_holes(colour, coverage, depth)
+                estimate = fill_holes(colour, coverage, depth, self.background_preference, trust)
                 continue
-            alpha = coverage_alpha(coverage)
+            alpha = coverage_alpha(coverage) * (1 if trust is None else trust)
             up = F.interpolate(estimate, size=colour.shape[-2:], mode="bilinear", align_corners=False)
             estimate = torch.where(alpha >= 1, colour, colour * alpha + up * (1 - alpha))
         if margin:

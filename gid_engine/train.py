@@ -293,8 +293,8 @@ class Trainer:
         zt = add_noise(z0, noise, t, model.alphas_cumprod)
         picture = model.condition(image).repeat_interleave(k, dim=0)
         freq = torch.arange(b * k, device=self.device) % k
-        eps = model.unet(zt.to(model.dtype), t, freq, picture.to(model.dtype), conditioned, k).float()
-        loss = F.mse_loss(eps, noise)
+        out = model.unet(zt.to(model.dtype), t, freq, picture.to(model.dtype), conditioned, k).float()
+        loss = F.mse_loss(out, model.training_target(z0, noise, t))
         return loss, {"loss": loss.item()}
 
 

@@ -9,6 +9,7 @@ from comfy_api.latest import io
 from ..gid_engine.prior import DEFAULT_PRESET, PRESETS, ProceduralPrior
 from ..gid_engine.sources import BUILTIN_SOURCES, DEFAULT_SOURCE, builtin_source
 from ..gid_engine.checkpoints import load_motion_source
+from ..gid_engine.ldm.model import GIDMotionModel
 from . import comfy_bridge as bridge
 from .types import CATEGORY, GIDModel, SpectralVolumeType
 from .ui_payloads import motion_overlay_ui
@@ -62,6 +63,16 @@ class PredictSpectralVolume(io.ComfyNode):
                                tooltip="Motion character of the built-in procedural prior: "
                                        + " ".join(f"{name}: {p.description}" for name, p in PRESETS.items())
                                        + " Learned checkpoints take their motion from the picture: keep auto."),
+                io.Int.Input("steps", default=0, min=0, max=1000, optional=True,
+                             tooltip="Learned models: DDIM denoising steps (paper: 250; 500 with loop guidance). "
+                                     "0 = the checkpoint's default."),
+                io.Float.Input("cfg", default=0.0, min=0.0, max=20.0, step=0.05, optional=True,
+                               tooltip="Learned models: classifier-free guidance w in (1 + w) eps(picture) - w "
+                                       "eps(none); 0 = off (one network pass per step). Paper: 1.75 when looping."),
+                io.Float.Input("loop_guidance", default=0.0, min=0.0, max=100000.0, step=10.0, optional=True,
+                               tooltip="Learned models: looping self-guidance strength u (paper section 5) that "
+                                       "makes the predicted motion's last frame meet its first, so loops need "
+                                       "less snapping. 0 = off; 200-1000 typical; about 3x slower sampling."),
             ],
             outputs=[SpectralVolumeType.Output(display_name="spectral_volume",
                                                tooltip="Per-pixel motion spectrum for Motion Texture.")],
@@ -69,7 +80,8 @@ class PredictSpectralVolume(io.ComfyNode):
 
     @classmethod
     def execute(cls, gid_model, image, seed: int, intensity: float, mask=None,
-                preset: str | None = None) -> io.NodeOutput:
+                preset: str | None = None, steps: int = 0, cfg: float = 0.0,
+                loop_guidance: float = 0.0) -> io.NodeOutput:
         bridge.check_image("image", image)
         if not hasattr(gid_model, "predict"):
             raise ValueError(f"gid_model: expected a GID model from Load GID Model, got {type(gid_model).__name__}")
@@ -81,9 +93,17 @@ class PredictSpectralVolume(io.ComfyNode):
         elif preset != DEFAULT_PRESET:
             raise ValueError(f"preset: {preset!r} only applies to the built-in procedural prior; "
                              f"{getattr(gid_model, 'name', 'this model')} predicts motion itself, so set preset to auto")
+        sampling = {"cfg": float(cfg), "loop_guidance": float(loop_guidance), **({"steps": int(steps)} if steps else {})}
+        learned = isinstance(getattr(gid_model, "model", gid_model), GIDMotionModel)
+        if not learned:
+            for name, value, default in (("steps", steps, 0), ("cfg", cfg, 0.0), ("loop_guidance", loop_guidance, 0.0)):
+                if value != default:
+                    raise ValueError(f"{name}: only learned checkpoints sample with diffusion; "
+                                     f"{getattr(gid_model, 'name', 'this model')} does not use it, so set it to {default}")
         device = bridge.compute_device()
         picture = image.permute(0, 3, 1, 2).to(device)
         mask4 = None if mask is None else bridge.check_mask("mask", mask, image).to(device).unsqueeze(1)
         volume = gid_model.predict(picture, seed=seed, mask=mask4, intensity=intensity,
-                                   progress=bridge.progress_reporter(image.shape[0]))
+                                   progress=bridge.progress_reporter(image.shape[0]),
+                                   **({"sampling": sampling} if learned else {}))
         return io.NodeOutput(volume.to(bridge.output_device()), ui=motion_overlay_ui(volume, image))

@@ -11,6 +11,10 @@ from .types import CATEGORY, MotionTextureType
 from .ui_payloads import loop_preview_ui
 
 
+# A MASK importance of 1 vs 0 at the default temperature: exp(20) to 1, the brighter pixel is drawn in front.
+IMPORTANCE_SCALE = 40.0
+
+
 class SoftmaxSplatRender(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -24,9 +28,10 @@ class SoftmaxSplatRender(io.ComfyNode):
             inputs=[
                 io.Image.Input("image", tooltip="The picture to animate (the one the motion was predicted for)."),
                 MotionTextureType.Input("motion_texture"),
-                io.Float.Input("temperature", default=DEFAULT_TEMPERATURE, min=0.0, max=1000.0, step=0.5,
+                io.Float.Input("temperature", default=DEFAULT_TEMPERATURE, min=0.0, max=100.0, step=0.05,
                                tooltip="How strongly faster-moving pixels win where pixels overlap "
-                                       "(0 = plain average; resolution-independent)."),
+                                       "(0 = plain average; 0.5 scored best on real and synthetic clips; "
+                                       "resolution-independent)."),
                 io.Float.Input("fps", default=30.0, min=0.1, max=240.0, step=0.5, force_input=True, optional=True,
                                tooltip="Passed through to the fps output (defaults to the motion texture's)."),
                 io.Mask.Input("importance", optional=True,
@@ -50,7 +55,7 @@ class SoftmaxSplatRender(io.ComfyNode):
         metric = None
         if importance is not None:
             metric = bridge.check_mask("importance", importance, image).to(device).unsqueeze(1).expand(b, 1, h, w)
-            metric = metric * (temperature * 10)
+            metric = metric * (temperature * IMPORTANCE_SCALE)
         frames = render_frames(SplatRenderer(), image.permute(0, 3, 1, 2).to(device), motion,
                                temperature=temperature, metric=metric, out_device=bridge.output_device(),
                                progress=bridge.progress_reporter(motion.frame_count))

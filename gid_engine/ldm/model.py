@@ -34,6 +34,9 @@ class MotionLDMConfig:
     unet: UNetConfig = UNetConfig()
     schedule: NoiseSchedule = NoiseSchedule()
     latent_scale: float = 1.0  # 1 / std of the VAE latents over training data (set after the VAE is trained)
+    # What the U-Net outputs: the noise (the paper's LDM, eps) or v = sqrt(a) eps - sqrt(1 - a) z0 (Salimans & Ho
+    # 2022). Sampling converts v to eps, so CFG and loop guidance keep the paper's eps formulas either way.
+    v_prediction: bool = False
 
     @property
     def latent_size(self) -> tuple[int, int]:
@@ -104,6 +107,9 @@ TINY = MotionLDMConfig(
     vae=VAEConfig(channels=16, channel_mult=(1, 2), num_res_blocks=1),
     unet=UNetConfig(channels=16, channel_mult=(1, 2), num_res_blocks=1, attention_levels=(1,), head_channels=16,
                     frequency_heads=2),
+    # With eps, the clean estimate at high noise is the prediction error amplified ~14x; a briefly trained small
+    # net then commits to a wrong sample in the first steps. v keeps the estimate well posed at every level.
+    v_prediction=True,
 )
 PAPER = MotionLDMConfig()
 CONFIGS = {"tiny": TINY, "paper": PAPER}
@@ -220,6 +226,20 @@ class GIDMotionModel(nn.Module):
         s = self.normalization.scales_for(probe).to(normalized.device, normalized.dtype).repeat_interleave(4)
         return torch.sign(normalized) * normalized.pow(2) * s.view(1, -1, 1, 1)
 
+    def noise_from_output(self, out: torch.Tensor, z: torch.Tensor, t: int) -> torch.Tensor:
+        """The U-Net's output at noise level t as predicted noise eps (identity for an eps model)."""
+        if not self.config.v_prediction:
+            return out
+        a = float(self.alphas_cumprod[t])
+        return a ** 0.5 * out + (1.0 - a) ** 0.5 * z
+
+    def training_target(self, z0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """What the U-Net learns to output for z_t = sqrt(a) z0 + sqrt(1 - a) noise."""
+        if not self.config.v_prediction:
+            return noise
+        a = self.alphas_cumprod.to(z0.device)[t].to(z0.dtype).view(-1, *([1] * (z0.ndim - 1)))
+        return a.sqrt() * noise - (1.0 - a).sqrt() * z0
+
     def ensure_differentiable_weights(self) -> None:
         """Weights created under torch.inference_mode (a host loading the model there) cannot take part in a
         backward pass; loop guidance needs one, so swap such weights for ordinary copies (once)."""
@@ -249,7 +269,8 @@ class GIDMotionModel(nn.Module):
         def eps_with(conditioned: torch.Tensor):
             def fn(z: torch.Tensor, t: int) -> torch.Tensor:
                 steps = torch.full((z.shape[0],), t, device=device, dtype=torch.long)
-                return self.unet(z.to(self.dtype), steps, freq, picture.to(self.dtype), conditioned, k).float()
+                out = self.unet(z.to(self.dtype), steps, freq, picture.to(self.dtype), conditioned, k).float()
+                return self.noise_from_output(out, z, t)
             return fn
 
         eps_fn = classifier_free_guidance(eps_with(ones), eps_with(torch.zeros_like(ones)), options.cfg)

@@ -144,6 +144,22 @@ def test_ddim_with_an_exact_denoiser_recovers_the_target():
     assert torch.allclose(z, acp[0].sqrt() * target)
 
 
+@pytest.mark.parametrize("v_prediction", [False, True])
+def test_training_target_converts_back_to_the_noise(v_prediction):
+    model = micro_model(dataclasses.replace(MICRO, v_prediction=v_prediction))
+    g = torch.Generator().manual_seed(5)
+    z0, noise = torch.randn(6, 4, 8, 8, generator=g), torch.randn(6, 4, 8, 8, generator=g)
+    t = torch.tensor([0, 1, 250, 500, 998, 999])
+    target = model.training_target(z0, noise, t)
+    zt = add_noise(z0, noise, t, model.alphas_cumprod)
+    for i in range(len(t)):  # what sampling derives from a perfect output is the noise that was added
+        assert torch.allclose(model.noise_from_output(target[i], zt[i], int(t[i])), noise[i], atol=1e-4)
+    if v_prediction:  # at the last level v is almost -z0: the clean estimate stays well posed
+        assert float((target[-1] + z0[-1]).abs().mean()) < 0.1
+    else:
+        assert torch.equal(target, noise)
+
+
 def test_cfg_weight_zero_is_the_conditional_model_and_weight_w_follows_eq5():
     cond = lambda z, t: z * 2.0  # noqa: E731
     uncond = lambda z, t: z * 0.5  # noqa: E731
