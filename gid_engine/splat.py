@@ -34,9 +34,9 @@ def softmax_splat(features: torch.Tensor, flow: torch.Tensor, metric: torch.Tens
     z = metric.to(dtype).reshape(metric.shape[0], h * w)
 
     # Targets live on a canvas with a ring of one pixel left/top and two right/bottom (plus one slot at the
-    # very end for the last frame's far corner). Positions are clamped
-    # into the ring: whatever lands there (or further out) is outside the picture and is cut away at the end,
-    # so no corner needs its own bounds test and one index array serves all four corners.
+    # very end for the last frame's far corner). Positions are clamped into the ring: whatever lands there (or
+    # further out) is outside the picture and is cut away at the end, so no corner needs its own bounds test
+    # and one index array serves all four corners.
     row = w + 2
     canvas = (h + 3) * row
     tx = (torch.arange(w, device=device, dtype=dtype) + flow[:, 0]).clamp_(-1, w)

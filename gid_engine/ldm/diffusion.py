@@ -28,10 +28,27 @@ class NoiseSchedule:
         return torch.cumprod(1.0 - betas, dim=0)
 
 
+def _alpha_rows(alphas_cumprod: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """alpha_bar at per-row timesteps t [N], shaped to broadcast over rows of `like`."""
+    return alphas_cumprod.to(like.device)[t].to(like.dtype).view(-1, *([1] * (like.ndim - 1)))
+
+
 def add_noise(z0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, alphas_cumprod: torch.Tensor) -> torch.Tensor:
     """q(z_t | z_0) for per-row timesteps t [N]."""
-    a = alphas_cumprod.to(z0.device)[t].to(z0.dtype).view(-1, *([1] * (z0.ndim - 1)))
+    a = _alpha_rows(alphas_cumprod, t, z0)
     return a.sqrt() * z0 + (1.0 - a).sqrt() * noise
+
+
+def v_target(z0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, alphas_cumprod: torch.Tensor) -> torch.Tensor:
+    """v = sqrt(a) eps - sqrt(1 - a) z0 (Salimans & Ho 2022) for per-row timesteps t [N]."""
+    a = _alpha_rows(alphas_cumprod, t, z0)
+    return a.sqrt() * noise - (1.0 - a).sqrt() * z0
+
+
+def noise_from_v(v: torch.Tensor, z: torch.Tensor, t: int, alphas_cumprod: torch.Tensor) -> torch.Tensor:
+    """The noise eps implied by a v prediction at z_t (one timestep for the whole batch, as samplers use)."""
+    a = float(alphas_cumprod[t])
+    return a ** 0.5 * v + (1.0 - a) ** 0.5 * z
 
 
 def ddim_timesteps(num_train: int, steps: int) -> list[int]:

@@ -15,7 +15,8 @@ from torch import nn
 from ..motion import synthesis_basis
 from ..normalization import FrequencyNormalization
 from ..spectral import DEFAULT_BINS, DEFAULT_FPS, DEFAULT_PERIOD, SpectralVolume
-from .diffusion import NoiseSchedule, classifier_free_guidance, sample_ddim, universal_guidance
+from .diffusion import (NoiseSchedule, classifier_free_guidance, noise_from_v, sample_ddim, universal_guidance,
+                        v_target)
 from .unet import MotionUNet, UNetConfig
 from .vae import SliceVAE, VAEConfig
 
@@ -228,17 +229,11 @@ class GIDMotionModel(nn.Module):
 
     def noise_from_output(self, out: torch.Tensor, z: torch.Tensor, t: int) -> torch.Tensor:
         """The U-Net's output at noise level t as predicted noise eps (identity for an eps model)."""
-        if not self.config.v_prediction:
-            return out
-        a = float(self.alphas_cumprod[t])
-        return a ** 0.5 * out + (1.0 - a) ** 0.5 * z
+        return noise_from_v(out, z, t, self.alphas_cumprod) if self.config.v_prediction else out
 
     def training_target(self, z0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """What the U-Net learns to output for z_t = sqrt(a) z0 + sqrt(1 - a) noise."""
-        if not self.config.v_prediction:
-            return noise
-        a = self.alphas_cumprod.to(z0.device)[t].to(z0.dtype).view(-1, *([1] * (z0.ndim - 1)))
-        return a.sqrt() * noise - (1.0 - a).sqrt() * z0
+        return v_target(z0, noise, t, self.alphas_cumprod) if self.config.v_prediction else noise
 
     def ensure_differentiable_weights(self) -> None:
         """Weights created under torch.inference_mode (a host loading the model there) cannot take part in a
