@@ -33,11 +33,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from gid_engine.dataset import PairDataset, write_manifest, write_pair  # noqa: E402
-from gid_engine.ldm.model import displacement_from_channels  # noqa: E402
-from gid_engine.motion import trajectories_to_spectral_volume  # noqa: E402
-from gid_engine.spectral import SpectralVolume  # noqa: E402
-from gid_engine.train import TRAIN_CONFIGS, NormalizedPairs, Trainer  # noqa: E402
+from gid_engine.training.dataset import PairDataset, write_manifest, write_pair  # noqa: E402
+from gid_engine.sources.ldm.model import displacement_from_channels  # noqa: E402
+from gid_engine.spectral.motion import trajectories_to_spectral_volume  # noqa: E402
+from gid_engine.spectral.volume import SpectralVolume  # noqa: E402
+from gid_engine.training.train import TRAIN_CONFIGS, NormalizedPairs, Trainer  # noqa: E402
 
 FPS, PERIOD = 30.0, 150
 LOOP_U = 1000.0  # loop guidance strength for (c)
@@ -133,7 +133,7 @@ def run(scenes: int, held_out: int, steps_scale: float, sample_steps: int, pictu
         figures["train_seconds"] = round(time.perf_counter() - started, 1)
         figures["train_steps"] = cfg.steps
 
-        from gid_engine.checkpoints import load_motion_source
+        from gid_engine.sources.checkpoints import load_motion_source
         model = load_motion_source(final)
         stage1 = load_motion_source(tmp / "out" / "gid_motion_stage1.safetensors")
 

@@ -24,10 +24,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gid_engine.motion import MotionTexture  # noqa: E402
-from gid_engine.render import SplatRenderer, importance_metric, render_frames  # noqa: E402
-from gid_engine.spectral import SpectralVolume  # noqa: E402
-from gid_engine.splat import softmax_splat  # noqa: E402
+from gid_engine.spectral.motion import MotionTexture  # noqa: E402
+from gid_engine.render.renderer import SplatRenderer, importance_metric, render_frames  # noqa: E402
+from gid_engine.spectral.volume import SpectralVolume  # noqa: E402
+from gid_engine.render.splat import softmax_splat  # noqa: E402
 
 
 def naive_softmax_splat(features, flow, metric):

@@ -27,9 +27,9 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gid_engine.render import (  # noqa: E402
+from gid_engine.render.renderer import (  # noqa: E402
     DEFAULT_TEMPERATURE, METRIC_REFERENCE_SIZE, SplatRenderer, fill_holes)
-from gid_engine.splat import softmax_splat  # noqa: E402
+from gid_engine.render.splat import softmax_splat  # noqa: E402
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".webm", ".mkv", ".m4v"}
 ANIMATED_SUFFIXES = {".webp", ".gif"}

@@ -18,9 +18,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gid_engine.media import read_video  # noqa: E402
+from gid_engine.loops.media import read_video  # noqa: E402
 from gid_engine.pipeline import default_device  # noqa: E402
-from gid_engine.video_motion import VideoMotionOptions, extract_motion, rerender_psnr  # noqa: E402
+from gid_engine.sources.video import VideoMotionOptions, extract_motion, rerender_psnr  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,15 +2,15 @@
 
 Pure PyTorch; imports nothing from ComfyUI. Runs on CUDA when the tensors are there, on CPU otherwise.
 """
-from .loop import make_loop, seam_ratio
-from .motion import MotionTexture, displacement_at, trajectories_to_spectral_volume
-from .normalization import FrequencyNormalization
+from .loops.loop import make_loop, seam_ratio
+from .spectral.motion import MotionTexture, displacement_at, trajectories_to_spectral_volume
+from .spectral.normalization import FrequencyNormalization
 from .pipeline import AnimateOptions, animate
-from .prior import ProceduralPrior
-from .render import Renderer, SplatRenderer, importance_metric, render_frames
-from .sources import BUILTIN_SOURCES, MotionSource, builtin_source
-from .spectral import SpectralVolume
-from .splat import softmax_splat
+from .sources.prior import ProceduralPrior
+from .render.renderer import Renderer, SplatRenderer, importance_metric, render_frames
+from .sources.base import BUILTIN_SOURCES, MotionSource, builtin_source
+from .spectral.volume import SpectralVolume
+from .render.splat import softmax_splat
 
 __all__ = [
     "AnimateOptions", "BUILTIN_SOURCES", "FrequencyNormalization", "MotionSource", "MotionTexture",

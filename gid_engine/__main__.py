@@ -5,9 +5,9 @@ import argparse
 import sys
 import time
 
-from .media import read_image, read_mask, write_animation
+from .loops.media import read_image, read_mask, write_animation
 from .pipeline import AnimateOptions, animate, default_device
-from .sources import BUILTIN_SOURCES
+from .sources.base import BUILTIN_SOURCES
 
 
 def main(argv: list[str] | None = None) -> int:

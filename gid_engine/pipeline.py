@@ -5,10 +5,10 @@ import dataclasses
 
 import torch
 
-from .loop import make_loop
-from .motion import MotionTexture
-from .render import DEFAULT_TEMPERATURE, SplatRenderer, render_frames
-from .sources import DEFAULT_SOURCE, MotionSource, builtin_source
+from .loops.loop import make_loop
+from .spectral.motion import MotionTexture
+from .render.renderer import DEFAULT_TEMPERATURE, SplatRenderer, render_frames
+from .sources.base import DEFAULT_SOURCE, MotionSource, builtin_source
 
 
 def default_device() -> torch.device:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -45,6 +46,45 @@ def progress_reporter(total: int):
         mm.throw_exception_if_processing_interrupted()
 
     return report
+
+
+class UnlistedFile(ValueError):
+    """A file name that is not one of a loader's listed files. The message is the same whether or not such a file
+    exists anywhere, so a refused name reveals nothing about the disk."""
+
+
+def listed_file(input_name: str, value, listing: Mapping[str, str | os.PathLike[str]]) -> Path:
+    """The file behind a loader's combo value, only if the value is one of the names the loader lists now.
+
+    ComfyUI does not check V3 combo values against their options, so a prompt can send any string (an absolute
+    path, `../..`). Only an exact listed name is accepted, and its path must still lie lexically inside the
+    folder it was listed from (the listing maps name -> (folder, relative name)); symlinks a user placed inside
+    their own folders keep working.
+    """
+    entry = listing.get(value) if isinstance(value, str) else None
+    if entry is not None:
+        folder, relative = entry
+        folder = os.path.abspath(folder)
+        path = os.path.normpath(os.path.join(folder, relative))
+        inside = not os.path.isabs(relative) and os.path.commonpath([folder, path]) == folder and path != folder
+        if inside and os.path.isfile(path):
+            return Path(path)
+    shown = value if isinstance(value, str) and len(value) <= 200 else f"{str(value)[:200]}..."
+    raise UnlistedFile(f"{input_name}: {shown!r} is not one of the files this node lists; pick one from the list "
+                       "(refresh the page after adding files)")
+
+
+def model_listing(folder_name: str) -> dict[str, tuple[str, str]]:
+    """name -> (folder, relative name) for every file ComfyUI lists under a model folder (first folder wins, as
+    ComfyUI's own lookup does)."""
+    listing: dict[str, tuple[str, str]] = {}
+    folders = folder_paths.get_folder_paths(folder_name)
+    for name in folder_paths.get_filename_list(folder_name):
+        for folder in folders:
+            if os.path.isfile(os.path.join(folder, name)):
+                listing.setdefault(name, (folder, name))
+                break
+    return listing
 
 
 def check_image(name: str, image, min_size: int = 8) -> None:

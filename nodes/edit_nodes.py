@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 from comfy_api.latest import io
 
-from ..gid_engine.edit import SpectrumEdit, apply_edit, spectrum_report
-from ..gid_engine.spectral import SpectralVolume
+from ..gid_engine.spectral.edit import SpectrumEdit, apply_edit, spectrum_report
+from ..gid_engine.spectral.volume import SpectralVolume
 from . import comfy_bridge as bridge
 from .types import CATEGORY, SpectralVolumeType
 from .ui_payloads import motion_overlay_ui

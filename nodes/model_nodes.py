@@ -6,10 +6,10 @@ import dataclasses
 import folder_paths
 from comfy_api.latest import io
 
-from ..gid_engine.prior import DEFAULT_PRESET, PRESETS, ProceduralPrior
-from ..gid_engine.sources import BUILTIN_SOURCES, DEFAULT_SOURCE, builtin_source
-from ..gid_engine.checkpoints import load_motion_source
-from ..gid_engine.ldm.model import GIDMotionModel
+from ..gid_engine.sources.prior import DEFAULT_PRESET, PRESETS, ProceduralPrior
+from ..gid_engine.sources.base import BUILTIN_SOURCES, DEFAULT_SOURCE, builtin_source
+from ..gid_engine.sources.checkpoints import load_motion_source
+from ..gid_engine.sources.ldm.model import GIDMotionModel
 from . import comfy_bridge as bridge
 from .types import CATEGORY, GIDModel, SpectralVolumeType
 from .ui_payloads import motion_overlay_ui
@@ -31,12 +31,20 @@ class LoadGIDModel(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, model_name: str):
+        if model_name in BUILTIN_SOURCES:
+            return True
+        try:
+            bridge.listed_file("model_name", model_name, bridge.model_listing(bridge.MODEL_FOLDER))
+        except bridge.UnlistedFile as refused:
+            return str(refused)
+        return True
+
+    @classmethod
     def execute(cls, model_name: str) -> io.NodeOutput:
         if model_name in BUILTIN_SOURCES:
             return io.NodeOutput(builtin_source(model_name))
-        path = folder_paths.get_full_path(bridge.MODEL_FOLDER, model_name)
-        if path is None:
-            raise ValueError(f"model_name: {model_name!r} is neither a built-in source nor a file in models/gid")
+        path = bridge.listed_file("model_name", model_name, bridge.model_listing(bridge.MODEL_FOLDER))
         return io.NodeOutput(bridge.managed_source(load_motion_source(path)))
 
 

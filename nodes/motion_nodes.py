@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..gid_engine.motion import MotionTexture as EngineMotionTexture
-from ..gid_engine.spectral import SpectralVolume
+from ..gid_engine.spectral.motion import MotionTexture as EngineMotionTexture
+from ..gid_engine.spectral.volume import SpectralVolume
 from .types import CATEGORY, MotionTextureType, SpectralVolumeType
 
 

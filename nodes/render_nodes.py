@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..gid_engine.loop import make_loop
-from ..gid_engine.motion import MotionTexture
-from ..gid_engine.render import DEFAULT_TEMPERATURE, SplatRenderer, render_frames
+from ..gid_engine.loops.loop import make_loop
+from ..gid_engine.spectral.motion import MotionTexture
+from ..gid_engine.render.renderer import DEFAULT_TEMPERATURE, SplatRenderer, render_frames
 from . import comfy_bridge as bridge
 from .types import CATEGORY, MotionTextureType
 from .ui_payloads import loop_preview_ui

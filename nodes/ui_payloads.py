@@ -13,8 +13,8 @@ from PIL import Image
 import folder_paths
 from comfy_api.latest import io, ui
 
-from ..gid_engine.overlay import motion_overlay
-from ..gid_engine.spectral import SpectralVolume
+from ..gid_engine.spectral.overlay import motion_overlay
+from ..gid_engine.spectral.volume import SpectralVolume
 
 # Previews are for the eye on a node, not for saving: no side needs to be larger than this.
 PREVIEW_MAX_SIDE = 512

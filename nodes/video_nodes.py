@@ -7,8 +7,8 @@ from pathlib import Path
 import folder_paths
 from comfy_api.latest import io
 
-from ..gid_engine.spectral import SpectralVolume
-from ..gid_engine.video_motion import AUTO_REFERENCE, CAMERA_MODES, VideoMotionOptions, extract_motion, motion_preview
+from ..gid_engine.spectral.volume import SpectralVolume
+from ..gid_engine.sources.video import AUTO_REFERENCE, CAMERA_MODES, VideoMotionOptions, extract_motion, motion_preview
 from . import comfy_bridge as bridge
 from .types import CATEGORY, SpectralVolumeType
 from .ui_payloads import motion_overlay_ui
@@ -108,14 +108,21 @@ class SaveSpectralVolume(io.ComfyNode):
                                                            "type": "output"}]})
 
 
-def volume_files() -> list[str]:
-    """.safetensors files under the input folder (plain names) and the output folder (tagged [output])."""
-    found = []
+def volume_listing() -> dict[str, tuple[str, str]]:
+    """Shown name -> (folder, relative name) of the .safetensors files under the input folder (plain names) and
+    the output folder (tagged [output])."""
+    found: dict[str, tuple[str, str]] = {}
     for root, tag in ((folder_paths.get_input_directory(), ""), (folder_paths.get_output_directory(), OUTPUT_TAG)):
         base = Path(root)
         if base.is_dir():
-            found += sorted(p.relative_to(base).as_posix() + tag for p in base.rglob("*" + VOLUME_SUFFIX))
+            for path in sorted(base.rglob("*" + VOLUME_SUFFIX)):
+                relative = path.relative_to(base).as_posix()
+                found.setdefault(relative + tag, (str(base), relative))
     return found
+
+
+def volume_files() -> list[str]:
+    return list(volume_listing())
 
 
 class LoadSpectralVolume(io.ComfyNode):
@@ -133,13 +140,21 @@ class LoadSpectralVolume(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, file: str):
+        try:
+            bridge.listed_file("file", file, volume_listing())
+        except bridge.UnlistedFile as refused:
+            return str(refused)
+        return True
+
+    @classmethod
     def fingerprint_inputs(cls, file: str):
-        path = folder_paths.get_annotated_filepath(file)
-        return os.path.getmtime(path) if os.path.exists(path) else file
+        try:  # stat only a listed file: never an arbitrary path named by a prompt
+            return os.path.getmtime(bridge.listed_file("file", file, volume_listing()))
+        except (bridge.UnlistedFile, OSError):
+            return file
 
     @classmethod
     def execute(cls, file: str) -> io.NodeOutput:
-        path = Path(folder_paths.get_annotated_filepath(file))
-        if not path.is_file():
-            raise ValueError(f"file: {file} does not exist in the input or output folder")
+        path = bridge.listed_file("file", file, volume_listing())
         return io.NodeOutput(SpectralVolume.load(path, device=bridge.output_device()))

@@ -25,12 +25,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from gid_engine import imageops  # noqa: E402
-from gid_engine.media import write_animation  # noqa: E402
-from gid_engine.motion import MotionTexture  # noqa: E402
-from gid_engine.normalization import natural_motion_spectrum  # noqa: E402
-from gid_engine.prior import PRESETS, ProceduralPrior  # noqa: E402
-from gid_engine.render import SplatRenderer, importance_metric, render_frames  # noqa: E402
-from gid_engine.splat import softmax_splat  # noqa: E402
+from gid_engine.loops.media import write_animation  # noqa: E402
+from gid_engine.spectral.motion import MotionTexture  # noqa: E402
+from gid_engine.spectral.normalization import natural_motion_spectrum  # noqa: E402
+from gid_engine.sources.prior import PRESETS, ProceduralPrior  # noqa: E402
+from gid_engine.render.renderer import SplatRenderer, importance_metric, render_frames  # noqa: E402
+from gid_engine.render.splat import softmax_splat  # noqa: E402
 
 STILLS = {
     "dandelion": (REPO / "samples" / "dandelion.jpg", "foliage"),

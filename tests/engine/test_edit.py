@@ -5,10 +5,10 @@ import math
 import pytest
 import torch
 
-from gid_engine.edit import SpectrumEdit, apply_edit, feathered, spectrum_report
-from gid_engine.motion import MotionTexture, displacement_at
-from gid_engine.prior import ProceduralPrior
-from gid_engine.spectral import SpectralVolume
+from gid_engine.spectral.edit import SpectrumEdit, apply_edit, feathered, spectrum_report
+from gid_engine.spectral.motion import MotionTexture, displacement_at
+from gid_engine.sources.prior import ProceduralPrior
+from gid_engine.spectral.volume import SpectralVolume
 
 
 def random_volume(b=1, h=24, w=32, seed=0):

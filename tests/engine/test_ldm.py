@@ -7,17 +7,17 @@ import pytest
 import torch
 
 from benchmarks.learned_model import build_dataset
-from gid_engine.checkpoints import load_motion_source
-from gid_engine.ldm.diffusion import (NoiseSchedule, add_noise, classifier_free_guidance, ddim_timesteps, sample_ddim,
+from gid_engine.sources.checkpoints import load_motion_source
+from gid_engine.sources.ldm.diffusion import (NoiseSchedule, add_noise, classifier_free_guidance, ddim_timesteps, sample_ddim,
                                       universal_guidance)
-from gid_engine.ldm.model import GIDMotionModel, MotionLDMConfig, displacement_from_channels, loop_loss
-from gid_engine.ldm.unet import FrequencyAttention, MotionUNet, UNetConfig
-from gid_engine.ldm.vae import SliceVAE, VAEConfig, gradient_consistency, vae_loss
-from gid_engine.motion import displacement_at
-from gid_engine.normalization import FrequencyNormalization
-from gid_engine.spectral import SpectralVolume
-from gid_engine.train import TRAIN_CONFIGS, Trainer, load_state
-from gid_engine.train import main as train_main
+from gid_engine.sources.ldm.model import GIDMotionModel, MotionLDMConfig, displacement_from_channels, loop_loss
+from gid_engine.sources.ldm.unet import FrequencyAttention, MotionUNet, UNetConfig
+from gid_engine.sources.ldm.vae import SliceVAE, VAEConfig, gradient_consistency, vae_loss
+from gid_engine.spectral.motion import displacement_at
+from gid_engine.spectral.normalization import FrequencyNormalization
+from gid_engine.spectral.volume import SpectralVolume
+from gid_engine.training.train import TRAIN_CONFIGS, Trainer, load_state
+from gid_engine.training.train import main as train_main
 
 K = 4
 MICRO = MotionLDMConfig(

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from gid_engine.loop import crossfade_loop, make_loop, resample_loop, rotate_to_picture, seam_ratio
+from gid_engine.loops.loop import crossfade_loop, make_loop, resample_loop, rotate_to_picture, seam_ratio
 
 
 def periodic_clip(n=24, h=8, w=10):

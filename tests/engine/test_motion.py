@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from gid_engine.motion import MotionTexture, displacement_at, trajectories_to_spectral_volume
-from gid_engine.spectral import SpectralVolume
+from gid_engine.spectral.motion import MotionTexture, displacement_at, trajectories_to_spectral_volume
+from gid_engine.spectral.volume import SpectralVolume
 
 
 def band_limited_trajectories(period=150, bins=16, h=6, w=7, seed=0):

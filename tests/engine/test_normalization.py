@@ -1,7 +1,7 @@
 import torch
 
-from gid_engine.normalization import FrequencyNormalization
-from gid_engine.spectral import SpectralVolume
+from gid_engine.spectral.normalization import FrequencyNormalization
+from gid_engine.spectral.volume import SpectralVolume
 
 
 def gaussian_volume(sigma, h=64, w=64, seed=0, dtype=torch.float32):

@@ -3,9 +3,9 @@ import math
 import pytest
 import torch
 
-from gid_engine.motion import displacement_at
-from gid_engine.overlay import HEAT_PALETTE, motion_amplitude, motion_overlay, sway_covariance
-from gid_engine.spectral import SpectralVolume
+from gid_engine.spectral.motion import displacement_at
+from gid_engine.spectral.overlay import HEAT_PALETTE, motion_amplitude, motion_overlay, sway_covariance
+from gid_engine.spectral.volume import SpectralVolume
 
 
 def sway_volume(angle_deg: float, amplitude_px: float, h=32, w=48, bin_index=3, region=None) -> SpectralVolume:

@@ -3,9 +3,9 @@ import math
 import pytest
 import torch
 
-from gid_engine.motion import MotionTexture, displacement_at
-from gid_engine.normalization import natural_motion_spectrum
-from gid_engine.prior import ProceduralPrior
+from gid_engine.spectral.motion import MotionTexture, displacement_at
+from gid_engine.spectral.normalization import natural_motion_spectrum
+from gid_engine.sources.prior import ProceduralPrior
 
 
 def stalk_picture(h=96, w=128):

@@ -4,11 +4,11 @@ import math
 import pytest
 import torch
 
-from gid_engine.motion import MotionTexture
-from gid_engine.normalization import natural_motion_spectrum
-from gid_engine.prior import PRESETS, ProceduralPrior
-from gid_engine.render import importance_metric
-from gid_engine.splat import softmax_splat
+from gid_engine.spectral.motion import MotionTexture
+from gid_engine.spectral.normalization import natural_motion_spectrum
+from gid_engine.sources.prior import PRESETS, ProceduralPrior
+from gid_engine.render.renderer import importance_metric
+from gid_engine.render.splat import softmax_splat
 
 GREEN = torch.tensor([0.25, 0.7, 0.2]).view(1, 3, 1, 1)
 

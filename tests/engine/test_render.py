@@ -1,8 +1,8 @@
 import torch
 
-from gid_engine.motion import MotionTexture
-from gid_engine.render import SplatRenderer, fill_holes, importance_metric, render_frames
-from gid_engine.spectral import SpectralVolume
+from gid_engine.spectral.motion import MotionTexture
+from gid_engine.render.renderer import SplatRenderer, fill_holes, importance_metric, render_frames
+from gid_engine.spectral.volume import SpectralVolume
 
 
 def picture(h=24, w=32, seed=0):
@@ -94,7 +94,7 @@ def test_progress_is_reported_and_can_cancel():
             raise KeyboardInterrupt("cancelled")
 
     motion = MotionTexture.from_volume(moving_volume(), 10, 30.0)
-    import gid_engine.render as render
+    import gid_engine.render.renderer as render
     old = render.CHUNK_PIXELS
     render.CHUNK_PIXELS = 24 * 32 * 2  # two frames a chunk
     try:

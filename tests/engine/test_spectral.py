@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from gid_engine.spectral import SpectralVolume
+from gid_engine.spectral.volume import SpectralVolume
 
 
 def random_volume(b=1, k=16, h=12, w=20, seed=0, dtype=torch.complex64):

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from gid_engine.splat import softmax_splat
+from gid_engine.render.splat import softmax_splat
 
 
 def reference_splat(features, flow, metric):

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from gid_engine.loop import SEAMLESS_RATIO, seam_ratio
-from gid_engine.motion import MotionTexture
-from gid_engine.render import SplatRenderer, render_frames
-from gid_engine.video_motion import VideoMotionOptions, extract_motion, interpolate_duplicates, resample_time
+from gid_engine.loops.loop import SEAMLESS_RATIO, seam_ratio
+from gid_engine.spectral.motion import MotionTexture
+from gid_engine.render.renderer import SplatRenderer, render_frames
+from gid_engine.sources.video import VideoMotionOptions, extract_motion, interpolate_duplicates, resample_time
 
 T, FPS, H, W = 48, 24.0, 112, 160
 # Two patches over a static background, each moving with its own spectrum: (axis, bin, amplitude px, phase).
@@ -113,7 +113,7 @@ def test_loop_from_the_clip_has_no_seam_and_keeps_each_bins_amplitude(clip, extr
 
 
 def test_rerender_beats_repeating_the_first_frame(clip, extracted) -> None:
-    from gid_engine.video_motion import rerender_psnr
+    from gid_engine.sources.video import rerender_psnr
 
     scores = rerender_psnr(clip, extracted)
     assert scores["psnr_motion"] > scores["psnr_repeat"] + 3
@@ -166,9 +166,9 @@ def test_bad_clips_give_clear_errors(frames, fps, message) -> None:
 def test_dataset_cli_keeps_good_windows_and_says_why_it_drops_the_rest(clip, tmp_path) -> None:
     import json
 
-    from gid_engine.data import main
-    from gid_engine.dataset import PairDataset
-    from gid_engine.media import write_animation
+    from gid_engine.training.data import main
+    from gid_engine.training.dataset import PairDataset
+    from gid_engine.loops.media import write_animation
 
     videos = tmp_path / "videos"
     write_animation(clip, videos / "patches.mp4", FPS)

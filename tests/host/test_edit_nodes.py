@@ -95,7 +95,7 @@ def test_bad_edit_json_is_refused_when_queued(comfy_host: ComfyHost, sample: str
 
 def test_edit_works_on_a_loaded_volume(comfy_host: ComfyHost, sample: str) -> None:
     import torch
-    from gid_engine.spectral import SpectralVolume
+    from gid_engine.spectral.volume import SpectralVolume
 
     coeffs = torch.zeros(1, 16, 2, 9, 16, dtype=torch.complex64)
     coeffs[:, 2, 0] = 150 / 2 * 1.5  # everything sways 1.5 px left-right at 0.4 Hz

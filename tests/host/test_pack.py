@@ -90,7 +90,7 @@ def test_pack_loads_cleanly_with_documented_nodes(comfy_host: ComfyHost, assert_
 
 def test_model_folder_keeps_user_paths_and_lists_gid_files(comfy_host: ComfyHost, sample: str) -> None:
     import torch
-    from gid_engine.spectral import SpectralVolume
+    from gid_engine.spectral.volume import SpectralVolume
 
     assert (comfy_host.input_dir / "gid_sample_dandelion.jpg").is_file()
     user_folder = comfy_host.model_paths["gid"]

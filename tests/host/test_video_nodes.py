@@ -42,7 +42,7 @@ def test_sample_clip_is_installed_and_nodes_are_documented(comfy_host: ComfyHost
 
 
 def test_save_then_load_replays_the_clips_motion_on_another_picture(comfy_host: ComfyHost) -> None:
-    from gid_engine.spectral import SpectralVolume
+    from gid_engine.spectral.volume import SpectralVolume
 
     prompt = extract_prompt()
     prompt["preview"] = {"class_type": "SaveImage", "inputs": {"images": ["extract", 2], "filename_prefix": "gidtest/mp"}}

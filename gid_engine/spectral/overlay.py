@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from .spectral import SpectralVolume
+from .volume import SpectralVolume
 
 # Dark -> purple -> red -> orange -> pale yellow: still areas stay dark, strong motion glows.
 HEAT_PALETTE = (

@@ -5,8 +5,8 @@ import json
 import struct
 from pathlib import Path
 
-from .sources import MotionSource, SavedVolumeSource
-from .spectral import FORMAT_NAME as VOLUME_FORMAT, SpectralVolume
+from .base import MotionSource, SavedVolumeSource
+from ..spectral.volume import FORMAT_NAME as VOLUME_FORMAT, SpectralVolume
 
 MOTION_MODEL_FORMAT = "gid.motion_ldm"
 

@@ -28,9 +28,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .imageops import gaussian_blur, work_size
-from .motion import trajectories_to_spectral_volume
-from .spectral import DEFAULT_BINS, SpectralVolume
+from ..imageops import gaussian_blur, work_size
+from ..spectral.motion import trajectories_to_spectral_volume
+from ..spectral.volume import DEFAULT_BINS, SpectralVolume
 
 Progress = Callable[[int, int], None]
 
@@ -352,8 +352,8 @@ def rerender_psnr(frames: Sequence | torch.Tensor, motion: VideoMotion, renderer
     Returns the mean PSNR (dB) of the re-render and of repeating the reference frame, over the frames the
     volume covers. Only meaningful without time resampling.
     """
-    from .motion import MotionTexture
-    from .render import SplatRenderer, render_frames
+    from ..spectral.motion import MotionTexture
+    from ..render.renderer import SplatRenderer, render_frames
 
     frames = check_clip(frames, motion.volume.fps)
     volume = motion.volume

@@ -8,8 +8,8 @@ from typing import Iterator
 
 import torch
 
-from .imageops import work_size
-from .spectral import DEFAULT_BINS, SpectralVolume
+from ..imageops import work_size
+from .volume import DEFAULT_BINS, SpectralVolume
 
 # Fields of one chunk stay below this many bytes, so long or large textures never sit in memory whole.
 DEFAULT_CHUNK_BYTES = 256 * 1024 * 1024

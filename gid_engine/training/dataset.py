@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from .spectral import SpectralVolume
+from ..spectral.volume import SpectralVolume
 
 DATASET_FORMAT = "gid.dataset"
 MANIFEST = "manifest.json"

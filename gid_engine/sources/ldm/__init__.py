@@ -1,5 +1,5 @@
 """The learned motion model of Generative Image Dynamics (paper §2-§5): a latent diffusion model that predicts
-a spectral volume from one picture, and the means to train it (gid_engine.train).
+a spectral volume from one picture, and the means to train it (gid_engine.training.train).
 
 Modules: vae (KL autoencoder of one 4-channel frequency slice), unet (denoiser with frequency attention),
 diffusion (schedule, DDIM, classifier-free and universal guidance), model (GIDMotionModel, config, checkpoint).
@@ -33,7 +33,7 @@ Choices the paper leaves open, recorded here (the one place they live):
   frame 0 being the picture itself), configurable as loop_frames. The L1 norms are sums over pixels, axes and
   pictures of displacements measured in grid widths (so u = 200 gives a usable step size; in pixels it would
   have to shrink with the resolution). Self-recurrence re-noises z_{t-1} to level t with fresh noise and repeats the step.
-- Training (gid_engine.train): AdamW without weight decay, learning rate decayed by a cosine from its peak to
+- Training (gid_engine.training.train): AdamW without weight decay, learning rate decayed by a cosine from its peak to
   10% over each phase; every step takes a few pictures and all their K slices (VAE: a random subset of those
   slices; stage 1: an independent timestep per slice; stage 2: one timestep per picture). The frozen VAE
   encodes targets on the fly. Pairs on another grid are resized to the model's (bilinear with antialiasing for

@@ -26,9 +26,9 @@ from functools import cached_property
 import torch
 import torch.nn.functional as F
 
-from . import imageops
-from .normalization import natural_motion_spectrum
-from .spectral import DEFAULT_BINS, DEFAULT_FPS, DEFAULT_PERIOD, SpectralVolume
+from .. import imageops
+from ..spectral.normalization import natural_motion_spectrum
+from ..spectral.volume import DEFAULT_BINS, DEFAULT_FPS, DEFAULT_PERIOD, SpectralVolume
 
 # Cues are read at this long side; random fields live on a coarser grid (they are smooth anyway).
 WORK_LONG_SIDE = 384

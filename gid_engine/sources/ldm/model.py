@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..motion import synthesis_basis
-from ..normalization import FrequencyNormalization
-from ..spectral import DEFAULT_BINS, DEFAULT_FPS, DEFAULT_PERIOD, SpectralVolume
+from ...spectral.motion import synthesis_basis
+from ...spectral.normalization import FrequencyNormalization
+from ...spectral.volume import DEFAULT_BINS, DEFAULT_FPS, DEFAULT_PERIOD, SpectralVolume
 from .diffusion import (NoiseSchedule, classifier_free_guidance, noise_from_v, sample_ddim, universal_guidance,
                         v_target)
 from .unet import MotionUNet, UNetConfig

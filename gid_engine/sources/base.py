@@ -11,7 +11,7 @@ from typing import Callable, Protocol
 import torch
 
 from .prior import ProceduralPrior
-from .spectral import SpectralVolume
+from ..spectral.volume import SpectralVolume
 
 
 class MotionSource(Protocol):

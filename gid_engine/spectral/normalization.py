@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .spectral import DEFAULT_BINS, SpectralVolume
+from .volume import DEFAULT_BINS, SpectralVolume
 
 # 95th percentile of |N(0, s^2)| is 1.96 s. DC is real (its RMS is all in Re); other bins are
 # circular, so each real component carries half the power: s = rms / sqrt(2).
@@ -30,7 +30,7 @@ _Z95 = 1.959964
 @lru_cache(maxsize=1)
 def natural_motion_spectrum() -> dict:
     """Measured per-bin RMS of real plant-in-wind spectra (see the file's own provenance)."""
-    return json.loads((Path(__file__).parent / "assets" / "natural_motion_spectrum.json").read_text())
+    return json.loads((Path(__file__).resolve().parent.parent / "assets" / "natural_motion_spectrum.json").read_text())
 
 
 @dataclasses.dataclass(frozen=True)

@@ -42,8 +42,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from . import imageops
-from .spectral import SpectralVolume
+from .. import imageops
+from .volume import SpectralVolume
 
 KNOWN_KEYS = {"gains", "magnify", "restrict_deg", "restrict_strength", "rotate_deg", "damp_above_hz",
               "damp_power", "reseed", "reseed_amount", "freeze", "feather_px", "invert_mask", "ui"}

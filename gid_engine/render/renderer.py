@@ -11,7 +11,7 @@ from typing import Callable, Protocol
 import torch
 import torch.nn.functional as F
 
-from .motion import MotionTexture
+from ..spectral.motion import MotionTexture
 from .splat import softmax_splat
 
 Progress = Callable[[int, int], None]

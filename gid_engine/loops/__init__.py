@@ -1,0 +1,1 @@
+"""Loops and files: seamless looping of frame sequences, reading pictures and writing animations."""

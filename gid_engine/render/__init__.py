@@ -1,0 +1,1 @@
+"""Rendering: the softmax-splatting operator and the renderers built on it."""
