@@ -57,7 +57,6 @@ def point_load_images(prompt: Mapping[str, dict[str, Any]], image_name: str) -> 
     return changed
 
 
-
 def run_workflow(
     host: ComfyHost,
     workflow: Mapping[str, Any],

@@ -112,4 +112,3 @@ class EventListener:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-

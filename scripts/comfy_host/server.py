@@ -420,4 +420,3 @@ class ComfyHost:
     def listen(self, client_id: str | None = None, timeout: float = 10) -> EventListener:
         """Open /ws for client_id; pass listener.client_id to queue()/run() to receive that prompt's events."""
         return EventListener("127.0.0.1", self.port or 0, client_id or uuid.uuid4().hex, timeout=timeout)
-

@@ -337,4 +337,3 @@ def workflow_to_api(
         title = node.get("title") or node_def.get("display_name") or kind
         prompt[node_id] = {"class_type": kind, "inputs": inputs, "_meta": {"title": title}}
     return prompt
-
