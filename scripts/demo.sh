@@ -7,5 +7,5 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 picture="$(realpath "${1:-$root/samples/dandelion.jpg}")"
 out="$(realpath -m "${2:-$root/output/demo}")"
 bash "$root/scripts/bootstrap.sh"
-exec "${GID_VENV:-$root/.venv}/bin/python" "$root/scripts/comfy_host.py" run-workflow \
+exec "${GID_VENV:-$root/.venv}/bin/python" "$root/scripts/comfy_host" run-workflow \
   "$root/workflows/animate_still.json" --pack "$root" --input-image "$picture" --out "$out"
