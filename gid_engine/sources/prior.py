@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from .. import imageops
 from ..spectral.normalization import natural_motion_spectrum
-from ..spectral.volume import DEFAULT_BINS, DEFAULT_FPS, DEFAULT_PERIOD, SpectralVolume
+from ..spectral.volume import DEFAULT_BINS, DEFAULT_FPS, DEFAULT_PERIOD, SpectralVolume, at_rest_dc, coherence_length
 
 # Cues are read at this long side; random fields live on a coarser grid (they are smooth anyway).
 WORK_LONG_SIDE = 384
@@ -166,12 +166,12 @@ class ProceduralPrior:
                 hz = k * self.fps / self.period
                 band = band * torch.polar(torch.ones_like(along_travel), -2 * math.pi * hz * along_travel / speed_px)
             coeffs[0, k] = band
-        coeffs[:, 0] = -2 * coeffs[:, 1:].real.sum(dim=1)
+        coeffs[:, 0] = at_rest_dc(coeffs)
         return coeffs
 
     def _lengths(self, preset: Preset, side: int) -> list[float]:
         """Coherence length (pixels of the work grid) per non-DC bin."""
-        return [preset.length_scale * side * 0.25 / (1 + 0.35 * k) for k in range(1, self.num_bins)]
+        return [preset.length_scale * coherence_length(side, k) for k in range(1, self.num_bins)]
 
 
 class MotionCues:
@@ -255,7 +255,7 @@ class MotionCues:
         """Smooth skin-coloured areas (faces, hands)."""
         r, g, b = self.r, self.g, self.b
         # YCbCr skin box (Chai & Ngan 1999), softened.
-        y = 0.299 * r + 0.587 * g + 0.114 * b
+        y = self.lum
         cb = 0.5 + (b - y) * 0.564
         cr = 0.5 + (r - y) * 0.713
         return (imageops.smoothstep(0.51, 0.54, cr) * imageops.smoothstep(0.71, 0.68, cr)

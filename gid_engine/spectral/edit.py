@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import imageops
-from .volume import SpectralVolume
+from .volume import SpectralVolume, at_rest_dc, coherence_length
 
 KNOWN_KEYS = {"gains", "magnify", "restrict_deg", "restrict_strength", "rotate_deg", "damp_above_hz",
               "damp_power", "reseed", "reseed_amount", "freeze", "feather_px", "invert_mask", "ui"}
@@ -187,7 +187,7 @@ def _edit_everywhere(volume: SpectralVolume, edit: SpectrumEdit) -> torch.Tensor
             target = _apply_matrix(target, matrix)
         if edit.magnify != 1:
             target = target * edit.magnify
-        dc = target[:, 0] - 2 * (coeffs[:, 1:].real - target[:, 1:].real).sum(dim=1)
+        dc = at_rest_dc(coeffs, reference=target)
         coeffs = torch.cat([(dc * (gains[0].item() if gains is not None else 1.0)).unsqueeze(1), coeffs[:, 1:]], dim=1)
     return coeffs
 
@@ -210,7 +210,7 @@ def _phase_shifts(volume: SpectralVolume, seed: int, amount: float) -> torch.Ten
     side = max(h, w)
     phases = torch.zeros(b, k, 1, h, w)
     for band in range(1, k):
-        length = max(2.0, side * 0.25 / (1 + 0.35 * band))
+        length = max(2.0, coherence_length(side, band))
         gh, gw = max(2, math.ceil(h / length) + 2), max(2, math.ceil(w / length) + 2)
         field = F.interpolate(torch.randn(b, 1, gh, gw, generator=generator), size=(h, w), mode="bicubic",
                               align_corners=True)
@@ -226,8 +226,7 @@ def band_energy(volume: SpectralVolume) -> list[list[float]]:
 
 def total_amplitude(volume: SpectralVolume) -> list[float]:
     """Mean over pixels of the time-RMS displacement (pixels), 0 Hz offset excluded, per batch item."""
-    power = volume.coeffs[:, 1:].abs().pow(2).sum(dim=(1, 2)) * 2 / volume.period ** 2
-    return power.sqrt().mean(dim=(1, 2)).float().cpu().tolist()
+    return volume.rms_displacement().mean(dim=(1, 2)).float().cpu().tolist()
 
 
 def spectrum_report(before: SpectralVolume, after: SpectralVolume) -> list[dict]:

@@ -8,13 +8,13 @@ import torch
 from gid_engine.spectral.edit import SpectrumEdit, apply_edit, feathered, spectrum_report
 from gid_engine.spectral.motion import MotionTexture, displacement_at
 from gid_engine.sources.prior import ProceduralPrior
-from gid_engine.spectral.volume import SpectralVolume
+from gid_engine.spectral.volume import SpectralVolume, at_rest_dc
 
 
 def random_volume(b=1, h=24, w=32, seed=0):
     g = torch.Generator().manual_seed(seed)
     coeffs = torch.complex(torch.randn(b, 16, 2, h, w, generator=g), torch.randn(b, 16, 2, h, w, generator=g)) * 20
-    coeffs[:, 0] = -2 * coeffs[:, 1:].real.sum(1)  # frame 0 at rest, like every real volume
+    coeffs[:, 0] = at_rest_dc(coeffs)  # frame 0 at rest, like every real volume
     return SpectralVolume(coeffs)
 
 
