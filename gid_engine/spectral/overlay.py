@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from .. import imageops
+from .. import checks, imageops
 from .volume import SpectralVolume
 
 # Dark -> purple -> red -> orange -> pale yellow: still areas stay dark, strong motion glows.
@@ -88,7 +88,7 @@ def motion_overlay(volume: SpectralVolume, picture: torch.Tensor | None = None, 
         if picture.shape[0] != volume.batch:
             raise ValueError(f"picture: a batch of {picture.shape[0]} for a spectral volume of {volume.batch}")
         volume = volume.resize(picture.shape[2], picture.shape[3])
-    amplitude = motion_amplitude(volume)
+    amplitude = checks.finite_tensor("spectral_volume", motion_amplitude(volume))
     peak = amplitude.flatten(1).amax(dim=1)
     heat = heat_colors(amplitude / peak.clamp(min=1e-6).view(-1, 1, 1))
     if picture is None:

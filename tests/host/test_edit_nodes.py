@@ -86,7 +86,7 @@ def test_freeze_inside_a_mask_keeps_that_region_exactly_still(comfy_host: ComfyH
 
 def test_bad_edit_json_is_refused_when_queued(comfy_host: ComfyHost, sample: str) -> None:
     for edit, needle in (('{"magnify": 2', "not valid JSON"), ('{"zoom": 2}', "unknown key(s) 'zoom'"),
-                         ('{"magnify": -1}', "'magnify' must be at least 0")):
+                         ('{"magnify": -1}', "'magnify': -1.0 is out of range; allowed: >= 0 and <= 1000")):
         with pytest.raises(PromptRejected) as rejected:
             comfy_host.run(prompt_with_edit(sample, edit), timeout=300)
         message = json.dumps(rejected.value.node_errors["edit"])
