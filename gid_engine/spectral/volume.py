@@ -152,21 +152,26 @@ class SpectralVolume:
         return self.replace(coeffs=self.coeffs.to(device=device, dtype=dtype))
 
     def resize(self, height: int, width: int) -> "SpectralVolume":
-        """Resample to another pixel grid; displacement vectors scale with the grid."""
+        """Resample to another pixel grid; displacement vectors scale with the grid.
+
+        Bin by bin into the result, so the memory beyond the result stays one bin's planes (an 8K volume
+        is 8.5 GB; an interleaved copy of it would need that again several times).
+        """
         if height < 1 or width < 1:
             raise ValueError(f"resize target must be at least 1x1, got {height}x{width}")
         if (height, width) == (self.height, self.width):
             return self
-        b, k = self.batch, self.num_bins
-        real = torch.view_as_real(self.coeffs).permute(0, 1, 2, 5, 3, 4).reshape(b, k * 4, self.height, self.width)
         downsizing = height < self.height or width < self.width
-        real = F.interpolate(real.float(), size=(height, width), mode="bilinear", align_corners=False,
-                             antialias=downsizing)
-        real = real.reshape(b, k, 2, 2, height, width).permute(0, 1, 2, 4, 5, 3).contiguous()
-        coeffs = torch.view_as_complex(real)
-        scale = torch.tensor([width / self.width, height / self.height], device=coeffs.device)
-        coeffs = coeffs * scale.view(1, 1, 2, 1, 1)
-        return self.replace(coeffs=coeffs.to(self.coeffs.dtype))
+        coeffs = torch.empty((self.batch, self.num_bins, 2, height, width), dtype=self.coeffs.dtype,
+                             device=self.device)
+        scale = torch.tensor([width / self.width, height / self.height], device=self.device).view(1, 2, 1, 1)
+        for k in range(self.num_bins):
+            planes = torch.view_as_real(self.coeffs[:, k])  # [B, 2(xy), h, w, 2(re/im)]
+            planes = planes.permute(0, 1, 4, 2, 3).reshape(self.batch, 4, self.height, self.width)
+            planes = F.interpolate(planes.float(), size=(height, width), mode="bilinear", align_corners=False,
+                                   antialias=downsizing).view(self.batch, 2, 2, height, width)
+            coeffs[:, k] = torch.complex(planes[:, :, 0] * scale, planes[:, :, 1] * scale)
+        return self.replace(coeffs=coeffs)
 
     def to_channels(self) -> torch.Tensor:
         """The paper's real 4K-channel layout [B, 4K, H, W]; per bin: Re x, Im x, Re y, Im y."""

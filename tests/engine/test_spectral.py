@@ -146,3 +146,16 @@ def test_coherence_length_scales_with_the_picture_and_shrinks_with_frequency():
     lengths = [coherence_length(400, k) for k in range(1, 16)]
     assert all(a > b for a, b in zip(lengths, lengths[1:])) and 0 < lengths[-1] < lengths[0] <= 100
     assert all(math.isclose(coherence_length(800, k), 2 * coherence_length(400, k)) for k in range(1, 16))
+
+
+def test_resize_bin_by_bin_matches_resampling_all_planes_at_once():
+    volume = random_volume(b=2, k=5, h=12, w=20)
+    for size in ((30, 41), (5, 7)):
+        got = volume.resize(*size).coeffs
+        # Reference: every real plane in one interpolate call, vectors scaled after.
+        planes = torch.view_as_real(volume.coeffs).permute(0, 1, 2, 5, 3, 4).reshape(2, 20, 12, 20)
+        planes = torch.nn.functional.interpolate(planes.float(), size=size, mode="bilinear", align_corners=False,
+                                                 antialias=size[0] < 12)
+        want = torch.view_as_complex(planes.reshape(2, 5, 2, 2, *size).permute(0, 1, 2, 4, 5, 3).contiguous())
+        want = want * torch.tensor([size[1] / 20, size[0] / 12]).view(1, 1, 2, 1, 1)
+        assert got.dtype == volume.coeffs.dtype and torch.allclose(got, want.to(got.dtype), atol=1e-5)
