@@ -202,7 +202,7 @@ def make_loop(frames: torch.Tensor, *, crossfade: int = -1, frames_per_loop: int
         crossfade = 0 if report["seam_ratio_before"] <= SEAMLESS_RATIO else min(max(1, n // 4), (n - 1) // 2)
     need = loop_output_bytes(frames.shape[1:], n, crossfade=crossfade, frames_per_loop=frames_per_loop,
                              repeats=repeats, start_picture=picture is not None, dtype=frames.dtype)
-    check_fits(f"Loop Video: a loop of {_loop_length(n, crossfade, frames_per_loop)} frames x {repeats} repeats at "
+    check_fits(f"a loop of {_loop_length(n, crossfade, frames_per_loop)} frames x {repeats} repeats at "
                f"{frames.shape[2]}x{frames.shape[1]}", need,
                available_bytes(frames.device) if max_bytes is None else max_bytes,
                "lower frames_per_loop or repeats, or loop a smaller or shorter clip")
