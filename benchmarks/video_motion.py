@@ -15,12 +15,37 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gid_engine.loops.media import read_video  # noqa: E402
 from gid_engine.pipeline import default_device  # noqa: E402
-from gid_engine.sources.video import VideoMotionOptions, extract_motion, rerender_psnr  # noqa: E402
+from gid_engine.render.renderer import SplatRenderer, render_frames  # noqa: E402
+from gid_engine.sources.video import VideoMotion, VideoMotionOptions, check_clip, extract_motion  # noqa: E402
+from gid_engine.spectral.motion import MotionTexture  # noqa: E402
+
+
+def rerender_psnr(frames, motion: VideoMotion, renderer=None, device: torch.device | str = "cpu") -> dict:
+    """Re-render the clip's later frames from its reference frame with the extracted motion (flow grid).
+
+    Returns the mean PSNR (dB) of the re-render and of repeating the reference frame, over the frames the
+    volume covers. Only meaningful without time resampling.
+    """
+    frames = check_clip(frames, motion.volume.fps)
+    volume = motion.volume
+    h, w = volume.height, volume.width
+    start = motion.report["reference_frame"]
+    target = frames[start:start + volume.period].permute(0, 3, 1, 2)
+    target = F.interpolate(target, size=(h, w), mode="bilinear", align_corners=False, antialias=True).to(device)
+    texture = MotionTexture.from_volume(volume.to(device), volume.period, volume.fps, loop=False, anchored=True)
+    rendered = render_frames(renderer or SplatRenderer(), target[:1], texture, out_device=device)[0].permute(0, 3, 1, 2)
+
+    def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+        mse = (a.clamp(0, 1) - b).pow(2).mean(dim=(1, 2, 3)).clamp(min=1e-10)
+        return float((10 * torch.log10(1 / mse)).mean())
+
+    return {"psnr_motion": psnr(rendered[1:], target[1:]), "psnr_repeat": psnr(target[:1].expand_as(target[1:]), target[1:])}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..gid_engine.spectral.motion import MotionTexture as EngineMotionTexture
+from ..gid_engine.spectral import motion
 from ..gid_engine.spectral.volume import SpectralVolume
 from .types import CATEGORY, MotionTextureType, SpectralVolumeType
 
@@ -49,6 +49,6 @@ class MotionTexture(io.ComfyNode):
             raise ValueError(f"frames: must be at least 1, got {frames}")
         if fps <= 0:
             raise ValueError(f"fps: must be positive, got {fps}")
-        motion = EngineMotionTexture.from_volume(spectral_volume, frames, fps, speed=speed, start_s=start_seconds,
-                                                 loop=loop, anchored=start_on_picture, calm_start=calm_start)
-        return io.NodeOutput(motion, fps)
+        texture = motion.MotionTexture.from_volume(spectral_volume, frames, fps, speed=speed, start_s=start_seconds,
+                                                   loop=loop, anchored=start_on_picture, calm_start=calm_start)
+        return io.NodeOutput(texture, fps)

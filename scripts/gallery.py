@@ -117,8 +117,7 @@ def tearing(image: torch.Tensor, motion: MotionTexture) -> float:
 
 def tile(image: torch.Tensor, volume, label: str, scale_px: float) -> Image.Image:
     """The picture darkened, with motion amplitude (time-RMS displacement) in warm colours on top."""
-    power = volume.coeffs[0, 1:].abs().pow(2).sum(dim=(0, 1)) * 2 / volume.period ** 2
-    heat = (power.sqrt() / scale_px).clamp(0, 1).numpy()
+    heat = (volume.rms_displacement()[0] / scale_px).clamp(0, 1).numpy()
     base = image[0].permute(1, 2, 0).numpy() * 0.45
     colour = np.stack([heat, heat ** 2, heat ** 4 * 0.3], axis=-1)
     picture = Image.fromarray((np.clip(base + colour, 0, 1) * 255).astype(np.uint8))

@@ -15,6 +15,10 @@ In the spirit of stochastic motion textures (Chuang et al. 2005) and the paper's
 
 All random numbers come from a CPU torch.Generator and the work is done on CPU at a small grid, so a
 seed gives the same motion on every device; only the final resize runs on the picture's device.
+
+The volume comes at the picture's size up to OUTPUT_LONG_SIDE; a larger picture (4K, 8K) gets it at that
+long side, aspect kept (the motion is smooth far below it; consumers resize it, as for any volume on another
+grid). That bounds the prior's memory: an 8K volume would be 8.5 GB by itself.
 """
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ import torch.nn.functional as F
 
 from .. import imageops
 from ..spectral.normalization import natural_motion_spectrum
-from ..spectral.volume import DEFAULT_BINS, DEFAULT_FPS, DEFAULT_PERIOD, SpectralVolume
+from ..spectral.volume import DEFAULT_BINS, DEFAULT_FPS, DEFAULT_PERIOD, SpectralVolume, at_rest_dc, coherence_length
 
 # Cues are read at this long side; random fields live on a coarser grid (they are smooth anyway).
 WORK_LONG_SIDE = 384
@@ -38,6 +42,8 @@ EDGE_SIGMA = 0.2
 # Plain blur after the edge-aware one (field-grid pixels): boundaries become short ramps, never 1-pixel tears.
 SEAM_BLUR = 1.5
 FILTER_ITERATIONS = 3
+# The volume's long side at most (pixels); 1920x1080 and smaller pictures get a volume at their own size.
+OUTPUT_LONG_SIDE = 2048
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,20 +111,33 @@ class ProceduralPrior:
         if mask is not None and (mask.ndim != 4 or mask.shape[1] != 1 or tuple(mask.shape[-2:]) != (h, w)
                                  or mask.shape[0] not in (1, b)):
             raise ValueError(f"mask: expected [1 or {b}, 1, {h}, {w}], got {tuple(mask.shape)}")
-        volumes = []
+        oh, ow = imageops.work_size(h, w, OUTPUT_LONG_SIDE)
+        coeffs = None
         for i in range(b):
             one_mask = None if mask is None else mask[min(i, mask.shape[0] - 1):][:1]
             with _one_cpu_thread():
-                coeffs = self._predict_one(image[i:i + 1], seed + i, intensity, one_mask)
-            volumes.append(_upsample(coeffs.to(image.device), h, w))
+                small = self._predict_one(image[i:i + 1], seed + i, intensity, one_mask)
+            one = self._volume(small.to(image.device)).resize(oh, ow).coeffs
+            if b == 1:
+                coeffs = one
+            else:  # written into the batch as it comes: no list of copies
+                if coeffs is None:
+                    coeffs = one.new_empty((b, *one.shape[1:]))
+                coeffs[i] = one[0]
+            del one
             if progress is not None:
                 progress(i + 1, b)
-        coeffs = torch.cat(volumes)
         if mask is not None:
-            coeffs = coeffs * mask.to(image.device, torch.float32).unsqueeze(1)
+            grid_mask = mask.to(image.device, torch.float32)
+            if (oh, ow) != (h, w):
+                grid_mask = F.interpolate(grid_mask, size=(oh, ow), mode="area")  # 0 stays 0 where all of it is
+            coeffs.mul_(grid_mask.unsqueeze(1))
         return SpectralVolume(coeffs, fps=self.fps, period=self.period,
                               metadata={"source": self.name, "preset": self.preset, "seed": seed,
                                         "intensity": intensity})
+
+    def _volume(self, coeffs: torch.Tensor) -> SpectralVolume:
+        return SpectralVolume(coeffs, fps=self.fps, period=self.period)
 
     def _predict_one(self, image: torch.Tensor, seed: int, intensity: float,
                      mask: torch.Tensor | None) -> torch.Tensor:
@@ -166,12 +185,12 @@ class ProceduralPrior:
                 hz = k * self.fps / self.period
                 band = band * torch.polar(torch.ones_like(along_travel), -2 * math.pi * hz * along_travel / speed_px)
             coeffs[0, k] = band
-        coeffs[:, 0] = -2 * coeffs[:, 1:].real.sum(dim=1)
+        coeffs[:, 0] = at_rest_dc(coeffs)
         return coeffs
 
     def _lengths(self, preset: Preset, side: int) -> list[float]:
         """Coherence length (pixels of the work grid) per non-DC bin."""
-        return [preset.length_scale * side * 0.25 / (1 + 0.35 * k) for k in range(1, self.num_bins)]
+        return [preset.length_scale * coherence_length(side, k) for k in range(1, self.num_bins)]
 
 
 class MotionCues:
@@ -255,7 +274,7 @@ class MotionCues:
         """Smooth skin-coloured areas (faces, hands)."""
         r, g, b = self.r, self.g, self.b
         # YCbCr skin box (Chai & Ngan 1999), softened.
-        y = 0.299 * r + 0.587 * g + 0.114 * b
+        y = self.lum
         cb = 0.5 + (b - y) * 0.564
         cr = 0.5 + (r - y) * 0.713
         return (imageops.smoothstep(0.51, 0.54, cr) * imageops.smoothstep(0.71, 0.68, cr)
@@ -331,21 +350,6 @@ class MotionCues:
         c = preset.follow_structure * coherence.clamp(0, 1) ** 2 * alignment.abs()
         direction = (1 - c) * wind + c * across
         return direction / direction.norm(dim=1, keepdim=True).clamp(min=1e-6)
-
-
-def _upsample(coeffs: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """Coefficients [1, K, 2, h0, w0] from the work grid to h x w (never smaller), vectors scaled with the grid.
-
-    Real and imaginary planes are resized apart: no interleaved copies of the (large) full-size volume.
-    """
-    _, k, _, h0, w0 = coeffs.shape
-    if (h0, w0) == (h, w):
-        return coeffs
-    scale = torch.tensor([w / w0, h / h0], device=coeffs.device).view(1, 1, 2, 1, 1)
-    coeffs = coeffs * scale
-    planes = [F.interpolate(part.reshape(1, 2 * k, h0, w0), size=(h, w), mode="bilinear", align_corners=False)
-              for part in (coeffs.real, coeffs.imag)]
-    return torch.complex(*planes).view(1, k, 2, h, w)
 
 
 def _reachable_from_top(allowed: torch.Tensor) -> torch.Tensor:

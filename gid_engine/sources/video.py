@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..imageops import gaussian_blur, work_size
+from ..imageops import gaussian_blur, luminance, work_size
 from ..spectral.motion import trajectories_to_spectral_volume
 from ..spectral.volume import DEFAULT_BINS, SpectralVolume
 
@@ -100,7 +100,7 @@ def check_clip(frames, fps: float) -> torch.Tensor:
 def to_gray_u8(frames: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
     """[T, H, W, 3] -> [T, h, w] uint8 luminance at `size` (antialiased when shrinking)."""
     x = frames.permute(0, 3, 1, 2)
-    gray = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+    gray = luminance(x)
     if tuple(gray.shape[-2:]) != size:
         gray = F.interpolate(gray, size=size, mode="bilinear", align_corners=False, antialias=True)
     return (gray[:, 0].clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
@@ -334,38 +334,10 @@ def extract_motion(frames, fps: float, options: VideoMotionOptions | None = None
 def motion_preview(motion: VideoMotion) -> torch.Tensor:
     """[h, w, 3] picture of the motion: brightness = mean amplitude (up to the 99th percentile), red = unreliable."""
     volume = motion.volume
-    weights = torch.full((volume.num_bins,), 2.0 / volume.period, device=volume.device)
-    weights[0] = 0.0  # DC is an offset, not motion
-    amplitude = (volume.coeffs[0].abs().pow(2).sum(dim=1).sqrt() * weights.view(-1, 1, 1)).sum(dim=0)
+    amplitude = volume.peak_displacement(include_dc=False)[0]
     values = amplitude.flatten().float()
     values = values[::values.numel() // (1 << 20) + 1]  # torch.quantile refuses very large inputs
     top = torch.quantile(values, 0.99).clamp(min=1e-6)
     level = (amplitude / top).clamp(0, 1).float().cpu()
     doubt = (1 - motion.reliability.float().cpu()).clamp(0, 1)
     return torch.stack([level.maximum(doubt), level * (1 - doubt), level * (1 - doubt)], dim=-1)
-
-
-def rerender_psnr(frames: Sequence | torch.Tensor, motion: VideoMotion, renderer=None,
-                  device: torch.device | str = "cpu") -> dict:
-    """Re-render the clip's later frames from its reference frame with the extracted motion (flow grid).
-
-    Returns the mean PSNR (dB) of the re-render and of repeating the reference frame, over the frames the
-    volume covers. Only meaningful without time resampling.
-    """
-    from ..spectral.motion import MotionTexture
-    from ..render.renderer import SplatRenderer, render_frames
-
-    frames = check_clip(frames, motion.volume.fps)
-    volume = motion.volume
-    h, w = volume.height, volume.width
-    start = motion.report["reference_frame"]
-    target = frames[start:start + volume.period].permute(0, 3, 1, 2)
-    target = F.interpolate(target, size=(h, w), mode="bilinear", align_corners=False, antialias=True).to(device)
-    texture = MotionTexture.from_volume(volume.to(device), volume.period, volume.fps, loop=False, anchored=True)
-    rendered = render_frames(renderer or SplatRenderer(), target[:1], texture, out_device=device)[0].permute(0, 3, 1, 2)
-
-    def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-        mse = (a.clamp(0, 1) - b).pow(2).mean(dim=(1, 2, 3)).clamp(min=1e-10)
-        return float((10 * torch.log10(1 / mse)).mean())
-
-    return {"psnr_motion": psnr(rendered[1:], target[1:]), "psnr_repeat": psnr(target[:1].expand_as(target[1:]), target[1:])}

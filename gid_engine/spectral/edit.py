@@ -4,25 +4,29 @@ The edit state is a single JSON object (a string in the node's widget, shared by
 API-format runs). Every key is optional; `{}` is the identity, and so is any value equal to its default.
 
     {
-      "gains":             [K numbers >= 0]  amplitude gain per frequency bin (bin k is k * fps / period Hz;
+      "gains":             [K numbers 0..1000]  amplitude gain per frequency bin (bin k is k * fps / period Hz;
                                             K = the volume's bin count, 16 for GID). gains[0] scales the
                                             0 Hz term, the static offset of each pixel. Default all 1.
-      "magnify":           number >= 0       global amplitude factor: every displacement is scaled by it
+      "magnify":           0..1000           global amplitude factor: every displacement is scaled by it
                                             (paper: motion magnification / minification). Default 1.
-      "restrict_deg":      number or null    keep motion along this axis only (degrees, image coordinates:
+      "restrict_deg":      -360..360 or null  keep motion along this axis only (degrees, image coordinates:
                                             0 = horizontal, 90 = vertical). Default null (free).
       "restrict_strength": 0..1              how much of the motion across that axis is removed. Default 1.
-      "rotate_deg":        number            rotate every motion vector (applied after restrict). Default 0.
-      "damp_above_hz":     number > 0 or null  bins above this frequency are damped by (cutoff / f) ** power.
-      "damp_power":        number > 0        steepness of that damping. Default 2.
-      "reseed":            integer or null   give every band new, spatially smooth random phases from this
-                                            seed (same amplitudes, a different but equally plausible motion).
+      "rotate_deg":        -360..360         rotate every motion vector (applied after restrict). Default 0.
+      "damp_above_hz":     > 0 and <= 1000, or null  bins above this frequency are damped by (cutoff / f) ** power.
+      "damp_power":        1e-6..100         steepness of that damping. Default 2.
+      "reseed":            integer 0..2**64-1 or null  give every band new, spatially smooth random phases from
+                                            this seed (same amplitudes, a different but equally plausible motion).
       "reseed_amount":     0..1              0 keeps the phases, 1 fully new ones. Default 1.
       "freeze":            bool              stop all motion (inside the mask, when one is given). Default false.
-      "feather_px":        number >= 0       soften the mask's edge over about this many pixels. Default 0.
+      "feather_px":        0..4096           soften the mask's edge over about this many pixels. Default 0.
       "invert_mask":       bool              apply the edit outside the mask instead (needs a mask). Default false.
       "ui":                anything          the browser editor's own state; ignored here.
     }
+
+The ranges keep every result representable: a gain of 1000 on top of a magnify of 1000 scales motion a
+millionfold (already far past any picture), and angles beyond a full turn only repeat themselves. A value
+outside its range is an error naming the key, never clamped.
 
 Order: gains and damping per band, then re-seeding, then direction, then magnify; `freeze` replaces the
 result with no motion. With a mask (1 = edit applies), the edited and original coefficients are blended by
@@ -42,8 +46,16 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .. import imageops
-from .volume import SpectralVolume
+from .. import checks, imageops
+from .volume import SpectralVolume, at_rest_dc, coherence_length
+
+# Allowed ranges (see the module docstring).
+MAX_GAIN = 1000.0
+MAX_DEGREES = 360.0
+MAX_DAMP_HZ = 1000.0
+MAX_DAMP_POWER = 100.0
+MAX_FEATHER_PX = 4096.0
+MAX_SEED = 2 ** 64 - 1  # what torch.Generator.manual_seed takes
 
 KNOWN_KEYS = {"gains", "magnify", "restrict_deg", "restrict_strength", "rotate_deg", "damp_above_hz",
               "damp_power", "reseed", "reseed_amount", "freeze", "feather_px", "invert_mask", "ui"}
@@ -85,19 +97,26 @@ class SpectrumEdit:
         if gains is not None:
             if not isinstance(gains, list) or not gains:
                 raise ValueError(f"edit: 'gains' must be a list of numbers, one per band, got {gains!r}")
-            gains = tuple(_number("gains", g, minimum=0.0) for g in gains)
+            gains = tuple(checks.number(f"edit: 'gains'[{i}]", g, minimum=0.0, maximum=MAX_GAIN)
+                          for i, g in enumerate(gains))
+
+        def number(key: str, default: float | None, **bounds) -> float | None:
+            value = data.get(key, default)
+            return None if value is None else checks.number(f"edit: {key!r}", value, **bounds)
+
+        seed = data.get("reseed")
         return cls(
             gains=gains,
-            magnify=_number("magnify", data.get("magnify", 1.0), minimum=0.0),
-            restrict_deg=_optional_number(data, "restrict_deg"),
-            restrict_strength=_number("restrict_strength", data.get("restrict_strength", 1.0), 0.0, 1.0),
-            rotate_deg=_number("rotate_deg", data.get("rotate_deg", 0.0)),
-            damp_above_hz=_optional_number(data, "damp_above_hz", positive=True),
-            damp_power=_number("damp_power", data.get("damp_power", 2.0), minimum=1e-6),
-            reseed=_optional_seed(data),
-            reseed_amount=_number("reseed_amount", data.get("reseed_amount", 1.0), 0.0, 1.0),
+            magnify=number("magnify", 1.0, minimum=0.0, maximum=MAX_GAIN),
+            restrict_deg=number("restrict_deg", None, minimum=-MAX_DEGREES, maximum=MAX_DEGREES),
+            restrict_strength=number("restrict_strength", 1.0, minimum=0.0, maximum=1.0),
+            rotate_deg=number("rotate_deg", 0.0, minimum=-MAX_DEGREES, maximum=MAX_DEGREES),
+            damp_above_hz=number("damp_above_hz", None, above=0.0, maximum=MAX_DAMP_HZ),
+            damp_power=number("damp_power", 2.0, minimum=1e-6, maximum=MAX_DAMP_POWER),
+            reseed=None if seed is None else checks.integer("edit: 'reseed'", seed, minimum=0, maximum=MAX_SEED),
+            reseed_amount=number("reseed_amount", 1.0, minimum=0.0, maximum=1.0),
             freeze=_flag(data, "freeze"),
-            feather_px=_number("feather_px", data.get("feather_px", 0.0), minimum=0.0),
+            feather_px=number("feather_px", 0.0, minimum=0.0, maximum=MAX_FEATHER_PX),
             invert_mask=_flag(data, "invert_mask"),
         )
 
@@ -143,6 +162,8 @@ def apply_edit(volume: SpectralVolume, edit: SpectrumEdit | str | dict | None,
     edited = _freeze(coeffs) if edit.freeze else _edit_everywhere(volume, edit)
     if edited is coeffs:
         return volume
+    # In-range factors can still overflow a volume that was huge to begin with: say so, never pass inf on.
+    checks.finite_tensor("edit: the edited spectral volume (lower 'gains' or 'magnify')", edited)
     if mask is not None:
         weight = feathered(mask.to(coeffs.device, torch.float32), edit.feather_px)
         if edit.invert_mask:
@@ -187,7 +208,7 @@ def _edit_everywhere(volume: SpectralVolume, edit: SpectrumEdit) -> torch.Tensor
             target = _apply_matrix(target, matrix)
         if edit.magnify != 1:
             target = target * edit.magnify
-        dc = target[:, 0] - 2 * (coeffs[:, 1:].real - target[:, 1:].real).sum(dim=1)
+        dc = at_rest_dc(coeffs, reference=target)
         coeffs = torch.cat([(dc * (gains[0].item() if gains is not None else 1.0)).unsqueeze(1), coeffs[:, 1:]], dim=1)
     return coeffs
 
@@ -210,7 +231,7 @@ def _phase_shifts(volume: SpectralVolume, seed: int, amount: float) -> torch.Ten
     side = max(h, w)
     phases = torch.zeros(b, k, 1, h, w)
     for band in range(1, k):
-        length = max(2.0, side * 0.25 / (1 + 0.35 * band))
+        length = max(2.0, coherence_length(side, band))
         gh, gw = max(2, math.ceil(h / length) + 2), max(2, math.ceil(w / length) + 2)
         field = F.interpolate(torch.randn(b, 1, gh, gw, generator=generator), size=(h, w), mode="bicubic",
                               align_corners=True)
@@ -226,8 +247,7 @@ def band_energy(volume: SpectralVolume) -> list[list[float]]:
 
 def total_amplitude(volume: SpectralVolume) -> list[float]:
     """Mean over pixels of the time-RMS displacement (pixels), 0 Hz offset excluded, per batch item."""
-    power = volume.coeffs[:, 1:].abs().pow(2).sum(dim=(1, 2)) * 2 / volume.period ** 2
-    return power.sqrt().mean(dim=(1, 2)).float().cpu().tolist()
+    return volume.rms_displacement().mean(dim=(1, 2)).float().cpu().tolist()
 
 
 def spectrum_report(before: SpectralVolume, after: SpectralVolume) -> list[dict]:
@@ -236,34 +256,6 @@ def spectrum_report(before: SpectralVolume, after: SpectralVolume) -> list[dict]
     frequencies = [float(f) for f in after.frequencies_hz]
     return [{"frequencies_hz": frequencies, "energy_in": energy_in[i], "energy_out": energy_out[i],
              "total_amplitude_px": totals[i]} for i in range(after.batch)]
-
-
-def _number(key: str, value, minimum: float | None = None, maximum: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"edit: {key!r} must be a finite number, got {value!r}")
-    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        bounds = f"at least {minimum}" if maximum is None else f"between {minimum} and {maximum}"
-        raise ValueError(f"edit: {key!r} must be {bounds}, got {value!r}")
-    return float(value)
-
-
-def _optional_number(data: dict, key: str, positive: bool = False) -> float | None:
-    value = data.get(key)
-    if value is None:
-        return None
-    number = _number(key, value)
-    if positive and number <= 0:
-        raise ValueError(f"edit: {key!r} must be a positive number or null, got {value!r}")
-    return number
-
-
-def _optional_seed(data: dict) -> int | None:
-    value = data.get("reseed")
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"edit: 'reseed' must be a non-negative integer seed or null, got {value!r}")
-    return value
 
 
 def _flag(data: dict, key: str) -> bool:

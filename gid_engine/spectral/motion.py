@@ -9,7 +9,7 @@ from typing import Iterator
 import torch
 
 from ..imageops import work_size
-from .volume import DEFAULT_BINS, SpectralVolume
+from .volume import DEFAULT_BINS, SpectralVolume, synthesis_weights
 
 # Fields of one chunk stay below this many bytes, so long or large textures never sit in memory whole.
 DEFAULT_CHUNK_BYTES = 256 * 1024 * 1024
@@ -39,8 +39,7 @@ def synthesis_basis(num_bins: int, period: int, phases: torch.Tensor) -> torch.T
     phases: [N, K] in cycles. Field = Re(sum_k basis[n, k] * S_k): the inverse DFT with bins >= K zero
     and the conjugate half folded in (factor 2 for k >= 1).
     """
-    weights = torch.full((num_bins,), 2.0 / period, dtype=torch.float64, device=phases.device)
-    weights[0] = 1.0 / period
+    weights = synthesis_weights(num_bins, period, torch.float64, phases.device)
     angle = 2.0 * math.pi * phases.to(torch.float64)
     return torch.polar(weights.expand_as(angle), angle)
 

@@ -5,6 +5,7 @@ import math
 
 import torch
 
+from .. import checks, imageops
 from .volume import SpectralVolume
 
 # Dark -> purple -> red -> orange -> pale yellow: still areas stay dark, strong motion glows.
@@ -20,23 +21,15 @@ GLYPH_COLOR = (1.0, 1.0, 1.0)
 GLYPH_MIN_SHARE = 0.08
 
 
-def _bin_weights(volume: SpectralVolume) -> torch.Tensor:
-    # The synthesis weights of the one-sided inverse DFT (motion.synthesis_basis): 1/N for DC, 2/N above.
-    weights = torch.full((volume.num_bins,), 2.0 / volume.period, device=volume.device)
-    weights[0] = 1.0 / volume.period
-    return weights
-
-
 def motion_amplitude(volume: SpectralVolume) -> torch.Tensor:
     """Upper bound of each pixel's displacement from its rest position, in pixels: [B, H, W]."""
-    magnitude = volume.coeffs.abs().float().pow(2).sum(dim=2).sqrt()  # [B, K, H, W]
-    return torch.einsum("bkhw,k->bhw", magnitude, _bin_weights(volume))
+    return volume.peak_displacement()
 
 
 def sway_covariance(volume: SpectralVolume) -> torch.Tensor:
     """Time-averaged covariance of each pixel's oscillation (DC left out): [B, 3, H, W] as (xx, yy, xy)."""
     coeffs = volume.coeffs[:, 1:]
-    w2 = (_bin_weights(volume)[1:] ** 2 / 2).view(1, -1, 1, 1)
+    w2 = (volume.synthesis_weights()[1:] ** 2 / 2).view(1, -1, 1, 1)
     cx, cy = coeffs[:, :, 0], coeffs[:, :, 1]
     xx = (w2 * cx.abs().float() ** 2).sum(dim=1)
     yy = (w2 * cy.abs().float() ** 2).sum(dim=1)
@@ -95,14 +88,13 @@ def motion_overlay(volume: SpectralVolume, picture: torch.Tensor | None = None, 
         if picture.shape[0] != volume.batch:
             raise ValueError(f"picture: a batch of {picture.shape[0]} for a spectral volume of {volume.batch}")
         volume = volume.resize(picture.shape[2], picture.shape[3])
-    amplitude = motion_amplitude(volume)
+    amplitude = checks.finite_tensor("spectral_volume", motion_amplitude(volume))
     peak = amplitude.flatten(1).amax(dim=1)
     heat = heat_colors(amplitude / peak.clamp(min=1e-6).view(-1, 1, 1))
     if picture is None:
         overlay = heat
     else:
-        luminance = (picture.float().to(heat.device) * torch.tensor([0.299, 0.587, 0.114], device=heat.device)
-                     .view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
+        luminance = imageops.luminance(picture.float().to(heat.device))
         # The picture stays readable underneath; the heat map carries the colour.
         overlay = 0.45 * luminance + 0.55 * heat
     if glyphs:

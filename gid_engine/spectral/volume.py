@@ -19,6 +19,35 @@ DEFAULT_PERIOD = 150
 DEFAULT_BINS = 16
 
 
+# ----- conventions shared by every stage (each defined here only) ------------------------
+def synthesis_weights(num_bins: int, period: int, dtype=torch.float32, device=None) -> torch.Tensor:
+    """Weights [K] of the one-sided inverse DFT: 1/N for DC, 2/N above (the conjugate half folded in).
+
+    Bin k's coefficient S_k contributes weights[k] * Re(S_k e^{2 pi i k t / N}) pixels at frame t.
+    """
+    weights = torch.full((num_bins,), 2.0 / period, dtype=dtype, device=device)
+    weights[0] = 1.0 / period
+    return weights
+
+
+def at_rest_dc(coeffs: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
+    """The 0 Hz coefficient [B, 2, H, W] that puts frame 0 of `coeffs` [B, K, 2, H, W] where `reference`'s
+    frame 0 is (without a reference: at rest, zero displacement, so frame 0 is the picture itself).
+
+    Frame 0's displacement is (S_0 + 2 sum_k Re S_k) / N, so the DC cancels what the other bins add.
+    """
+    if reference is None:
+        return -2 * coeffs[:, 1:].real.sum(dim=1)
+    return reference[:, 0] - 2 * (coeffs[:, 1:].real - reference[:, 1:].real).sum(dim=1)
+
+
+def coherence_length(side: float, band: int) -> float:
+    """How far (pixels, on a grid of long side `side`) the phase of non-DC bin `band` stays coherent in a
+    natural scene: a quarter of the picture for the slowest sway, shrinking with frequency (branches sway
+    together, leaves flutter locally)."""
+    return side * 0.25 / (1 + 0.35 * band)
+
+
 @dataclasses.dataclass(frozen=True)
 class SpectralVolume:
     """Complex coefficients of the first K temporal frequency bins of each pixel's displacement.
@@ -83,12 +112,35 @@ class SpectralVolume:
     def select(self, index: int) -> "SpectralVolume":
         return self.replace(coeffs=self.coeffs[index:index + 1])
 
+    def synthesis_weights(self, dtype=torch.float32) -> torch.Tensor:
+        """This volume's one-sided inverse-DFT weights [K] (see `synthesis_weights`), on its device."""
+        return synthesis_weights(self.num_bins, self.period, dtype, self.device)
+
+    def band_magnitude(self) -> torch.Tensor:
+        """|S_k| of each pixel's (x, y) coefficient pair, [B, K, H, W]."""
+        return self.coeffs.abs().pow(2).sum(dim=2).sqrt()
+
     def band_amplitude(self) -> torch.Tensor:
         """Mean per-pixel displacement amplitude (pixels) contributed by each bin, shape [B, K]."""
-        weights = torch.full((self.num_bins,), 2.0 / self.period, device=self.device)
-        weights[0] = 1.0 / self.period
-        magnitude = self.coeffs.abs().pow(2).sum(dim=2).sqrt()  # [B, K, H, W]
-        return magnitude.mean(dim=(2, 3)) * weights
+        return self.band_magnitude().mean(dim=(2, 3)) * self.synthesis_weights()
+
+    def peak_displacement(self, include_dc: bool = True) -> torch.Tensor:
+        """Upper bound of each pixel's displacement (pixels) from its rest position, [B, H, W]; without
+        `include_dc`, of its oscillation alone (the 0 Hz term is a constant offset, not motion)."""
+        weights = self.synthesis_weights()
+        if not include_dc:
+            weights[0] = 0.0
+        return torch.einsum("bkhw,k->bhw", self.band_magnitude().float(), weights)
+
+    def rms_displacement(self) -> torch.Tensor:
+        """Time-RMS of each pixel's oscillation (pixels, 0 Hz offset excluded), [B, H, W].
+
+        A bin of weight w and coefficient S_k is a sinusoid of amplitude w |S_k|, whose mean square is half
+        its amplitude squared.
+        """
+        squares = self.coeffs[:, 1:].abs().pow(2).sum(dim=2)  # [B, K-1, H, W]
+        half_square = (self.synthesis_weights(squares.dtype)[1:] ** 2 / 2).view(1, -1, 1, 1)
+        return (half_square * squares).sum(dim=1).sqrt()
 
     # ----- conversions -------------------------------------------------------------------
     def to(self, device=None, dtype=None) -> "SpectralVolume":
@@ -100,21 +152,26 @@ class SpectralVolume:
         return self.replace(coeffs=self.coeffs.to(device=device, dtype=dtype))
 
     def resize(self, height: int, width: int) -> "SpectralVolume":
-        """Resample to another pixel grid; displacement vectors scale with the grid."""
+        """Resample to another pixel grid; displacement vectors scale with the grid.
+
+        Bin by bin into the result, so the memory beyond the result stays one bin's planes (an 8K volume
+        is 8.5 GB; an interleaved copy of it would need that again several times).
+        """
         if height < 1 or width < 1:
             raise ValueError(f"resize target must be at least 1x1, got {height}x{width}")
         if (height, width) == (self.height, self.width):
             return self
-        b, k = self.batch, self.num_bins
-        real = torch.view_as_real(self.coeffs).permute(0, 1, 2, 5, 3, 4).reshape(b, k * 4, self.height, self.width)
         downsizing = height < self.height or width < self.width
-        real = F.interpolate(real.float(), size=(height, width), mode="bilinear", align_corners=False,
-                             antialias=downsizing)
-        real = real.reshape(b, k, 2, 2, height, width).permute(0, 1, 2, 4, 5, 3).contiguous()
-        coeffs = torch.view_as_complex(real)
-        scale = torch.tensor([width / self.width, height / self.height], device=coeffs.device)
-        coeffs = coeffs * scale.view(1, 1, 2, 1, 1)
-        return self.replace(coeffs=coeffs.to(self.coeffs.dtype))
+        coeffs = torch.empty((self.batch, self.num_bins, 2, height, width), dtype=self.coeffs.dtype,
+                             device=self.device)
+        scale = torch.tensor([width / self.width, height / self.height], device=self.device).view(1, 2, 1, 1)
+        for k in range(self.num_bins):
+            planes = torch.view_as_real(self.coeffs[:, k])  # [B, 2(xy), h, w, 2(re/im)]
+            planes = planes.permute(0, 1, 4, 2, 3).reshape(self.batch, 4, self.height, self.width)
+            planes = F.interpolate(planes.float(), size=(height, width), mode="bilinear", align_corners=False,
+                                   antialias=downsizing).view(self.batch, 2, 2, height, width)
+            coeffs[:, k] = torch.complex(planes[:, :, 0] * scale, planes[:, :, 1] * scale)
+        return self.replace(coeffs=coeffs)
 
     def to_channels(self) -> torch.Tensor:
         """The paper's real 4K-channel layout [B, 4K, H, W]; per bin: Re x, Im x, Re y, Im y."""

@@ -8,13 +8,13 @@ import torch
 from gid_engine.spectral.edit import SpectrumEdit, apply_edit, feathered, spectrum_report
 from gid_engine.spectral.motion import MotionTexture, displacement_at
 from gid_engine.sources.prior import ProceduralPrior
-from gid_engine.spectral.volume import SpectralVolume
+from gid_engine.spectral.volume import SpectralVolume, at_rest_dc
 
 
 def random_volume(b=1, h=24, w=32, seed=0):
     g = torch.Generator().manual_seed(seed)
     coeffs = torch.complex(torch.randn(b, 16, 2, h, w, generator=g), torch.randn(b, 16, 2, h, w, generator=g)) * 20
-    coeffs[:, 0] = -2 * coeffs[:, 1:].real.sum(1)  # frame 0 at rest, like every real volume
+    coeffs[:, 0] = at_rest_dc(coeffs)  # frame 0 at rest, like every real volume
     return SpectralVolume(coeffs)
 
 
@@ -128,18 +128,42 @@ def test_batch_volumes_and_per_item_masks():
     ("{nope", "not valid JSON"),
     ("[1, 2]", "JSON object"),
     ('{"gain": [1]}', "unknown key(s) 'gain'"),
-    ('{"magnify": -1}', "'magnify' must be at least 0"),
-    ('{"magnify": "2"}', "'magnify' must be a finite number"),
+    ('{"magnify": -1}', "'magnify': -1.0 is out of range; allowed: >= 0 and <= 1000"),
+    ('{"magnify": "2"}', "'magnify': expected a number, got '2'"),
+    ('{"magnify": 1e30}', "'magnify': 1e+30 is out of range; allowed: >= 0 and <= 1000"),
+    ('{"gains": [1, 1, 1e30]}', "'gains'[2]: 1e+30 is out of range; allowed: >= 0 and <= 1000"),
+    ('{"restrict_deg": 1e308}', "'restrict_deg': 1e+308 is out of range; allowed: >= -360 and <= 360"),
+    ('{"rotate_deg": -1e308}', "'rotate_deg': -1e+308 is out of range; allowed: >= -360 and <= 360"),
+    ('{"reseed": 100000000000000000000000000000}', "'reseed': 100000000000000000000000000000 is out of range; "
+                                                   "allowed: >= 0 and <= 18446744073709551615"),
+    ('{"feather_px": 1e9}', "'feather_px': 1000000000.0 is out of range"),
+    ('{"damp_power": 1e308}', "'damp_power': 1e+308 is out of range"),
     ('{"gains": [1, 1]}', "'gains' has 2 values but the spectral volume has 16 bands"),
-    ('{"restrict_strength": 2}', "'restrict_strength' must be between 0.0 and 1.0"),
-    ('{"reseed": 1.5}', "'reseed' must be a non-negative integer"),
+    ('{"restrict_strength": 2}', "'restrict_strength': 2.0 is out of range; allowed: >= 0 and <= 1"),
+    ('{"reseed": 1.5}', "'reseed': expected a whole number"),
+    ('{"reseed": -1}', "'reseed': -1 is out of range"),
     ('{"freeze": 1}', "'freeze' must be true or false"),
-    ('{"damp_above_hz": 0}', "'damp_above_hz' must be a positive number"),
+    ('{"damp_above_hz": 0}', "'damp_above_hz': 0.0 is out of range; allowed: > 0 and <= 1000"),
 ])
 def test_bad_edits_name_the_key(edit, needle):
     with pytest.raises(ValueError, match="edit: ") as err:
         apply_edit(random_volume(), edit)
     assert needle in str(err.value)
+
+
+def test_edges_of_the_ranges_work():
+    volume = random_volume()
+    gains = [1000.0] + [0.0] * 15
+    for edit in ({"magnify": 1000, "gains": gains}, {"rotate_deg": -360, "restrict_deg": 360},
+                 {"reseed": 2 ** 64 - 1}, {"damp_above_hz": 1000, "damp_power": 100}, {"feather_px": 4096}):
+        out = apply_edit(volume, edit)
+        assert torch.isfinite(torch.view_as_real(out.coeffs)).all(), edit
+
+
+def test_an_edit_that_overflows_a_huge_volume_is_an_error():
+    volume = SpectralVolume(torch.full((1, 16, 2, 4, 4), 1e36, dtype=torch.complex64))
+    with pytest.raises(ValueError, match="edit: the edited spectral volume .* NaN or infinite"):
+        apply_edit(volume, {"magnify": 1000})
 
 
 def test_inverting_a_missing_mask_is_an_error():

@@ -77,3 +77,20 @@ def test_small_and_odd_sizes(size):
     img = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(0))
     v = ProceduralPrior().predict(img, seed=0)
     assert v.coeffs.shape[-2:] == size and torch.isfinite(torch.view_as_real(v.coeffs)).all()
+
+
+def test_large_pictures_get_a_volume_of_bounded_size(monkeypatch):
+    from gid_engine.sources import prior as prior_module
+
+    img, _ = stalk_picture()
+    mask = torch.ones(1, 1, 96, 128)
+    mask[..., :, :64] = 0
+    full = ProceduralPrior().predict(img, seed=0, mask=mask)
+    monkeypatch.setattr(prior_module, "OUTPUT_LONG_SIDE", 64)  # as a 4K picture is to the real bound
+    bounded = ProceduralPrior().predict(img, seed=0, mask=mask)
+    assert bounded.coeffs.shape[-2:] == (48, 64)  # aspect kept
+    assert torch.count_nonzero(bounded.coeffs[..., :32]) == 0 and torch.count_nonzero(bounded.coeffs[..., 33:]) > 0
+    assert displacement_at(bounded, [0.0]).abs().max() < 1e-3
+    # Brought back to the picture's grid (what a renderer does), it is the same motion.
+    again = bounded.resize(96, 128).coeffs[..., 66:]
+    assert torch.corrcoef(torch.stack([again.abs().flatten(), full.coeffs[..., 66:].abs().flatten()]))[0, 1] > 0.95

@@ -2,7 +2,7 @@ import torch
 
 from gid_engine.spectral.motion import MotionTexture
 from gid_engine.render.renderer import SplatRenderer, fill_holes, importance_metric, render_frames
-from gid_engine.spectral.volume import SpectralVolume
+from gid_engine.spectral.volume import SpectralVolume, at_rest_dc
 
 
 def picture(h=24, w=32, seed=0):
@@ -14,7 +14,7 @@ def moving_volume(h=24, w=32, amplitude_px=3.0, region=None):
     coeffs[:, 1, 0] = 150 / 2 * amplitude_px
     if region is not None:
         coeffs = coeffs * region
-    coeffs[:, 0] = -2 * coeffs[:, 1:].real.sum(1)
+    coeffs[:, 0] = at_rest_dc(coeffs)
     return SpectralVolume(coeffs)
 
 
@@ -56,7 +56,7 @@ def test_stretch_has_no_cracks():
     coeffs = torch.zeros(1, 16, 2, h, w, dtype=torch.complex64)
     ramp = torch.linspace(0, 6, w).view(1, 1, w)  # right side moves up to 6 px: a stretched region
     coeffs[:, 1, 0] = 150 / 2 * ramp
-    coeffs[:, 0] = -2 * coeffs[:, 1:].real.sum(1)
+    coeffs[:, 0] = at_rest_dc(coeffs)
     motion = MotionTexture.from_volume(SpectralVolume(coeffs), 30, 30.0)
     frames = render_frames(SplatRenderer(), image, motion)
     # rows stay monotone inside the picture (no dark cracks where the motion stretches it); the right

@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 
-from gid_engine.spectral.volume import SpectralVolume
+from gid_engine.spectral.motion import displacement_at
+from gid_engine.spectral.volume import SpectralVolume, at_rest_dc, coherence_length, synthesis_weights
 
 
 def random_volume(b=1, k=16, h=12, w=20, seed=0, dtype=torch.complex64):
@@ -95,3 +96,66 @@ def test_band_amplitude_matches_a_pure_sinusoid():
     amp = SpectralVolume(coeffs).band_amplitude()
     assert math.isclose(float(amp[0, 2]), 3.0, rel_tol=1e-6)
     assert float(amp[0, 1]) == 0.0
+
+
+def sinusoid_volume(amplitude_px=3.0, k=2, period=150):
+    coeffs = torch.zeros(1, 16, 2, 4, 4, dtype=torch.complex64)
+    coeffs[:, k, 0] = period / 2 * amplitude_px  # amplitude_px pixels in x at bin k
+    coeffs[:, 0] = at_rest_dc(coeffs)
+    return SpectralVolume(coeffs, period=period)
+
+
+def test_synthesis_weights_are_the_one_sided_inverse_dft():
+    weights = synthesis_weights(4, 10, torch.float64)
+    assert weights.tolist() == [0.1, 0.2, 0.2, 0.2]
+    # Re-synthesising a real signal from its first bins with these weights gives it back exactly.
+    t = torch.arange(10, dtype=torch.float64)
+    signal = 1.5 + 2 * torch.cos(2 * math.pi * t / 10 + 0.3) - 0.5 * torch.sin(2 * math.pi * 3 * t / 10)
+    spectrum = torch.fft.fft(signal)[:4]
+    angle = 2 * math.pi * t[:, None] * torch.arange(4, dtype=torch.float64)[None, :] / 10
+    again = (weights * (spectrum * torch.polar(torch.ones_like(angle), angle))).real.sum(dim=1)
+    assert torch.allclose(again, signal, atol=1e-12)
+
+
+def test_at_rest_dc_puts_frame_zero_at_the_picture_or_at_a_reference():
+    g = torch.Generator().manual_seed(0)
+    coeffs = torch.complex(torch.randn(1, 6, 2, 3, 5, generator=g), torch.randn(1, 6, 2, 3, 5, generator=g)) * 30
+    coeffs[:, 0] = at_rest_dc(coeffs)
+    rested = SpectralVolume(coeffs, period=20)
+    assert displacement_at(rested, [0.0]).abs().max() < 1e-5
+    reference = SpectralVolume(torch.complex(torch.randn(1, 6, 2, 3, 5, generator=g),
+                                             torch.randn(1, 6, 2, 3, 5, generator=g)) * 30, period=20)
+    coeffs[:, 0] = at_rest_dc(coeffs, reference=reference.coeffs)
+    assert torch.allclose(displacement_at(rested.replace(coeffs=coeffs), [0.0]), displacement_at(reference, [0.0]),
+                          atol=1e-4)
+
+
+def test_amplitudes_of_a_pure_sinusoid():
+    volume = sinusoid_volume(3.0)
+    # Peak: the 3 px sway plus the 0 Hz offset that keeps frame 0 at rest (another 3 px).
+    assert torch.allclose(volume.peak_displacement(), torch.full((1, 4, 4), 6.0))
+    assert torch.allclose(volume.peak_displacement(include_dc=False), torch.full((1, 4, 4), 3.0))
+    # Time-RMS of a sine of amplitude A is A / sqrt(2), measured here against the synthesised trajectory.
+    fields = displacement_at(volume, torch.arange(150))[:, 0]  # [T, 2, H, W]
+    measured = (fields - fields.mean(dim=0)).pow(2).sum(dim=1).mean(dim=0).sqrt()
+    assert torch.allclose(volume.rms_displacement()[0], measured.float(), rtol=1e-4)
+    assert math.isclose(float(volume.rms_displacement()[0, 0, 0]), 3.0 / math.sqrt(2), rel_tol=1e-5)
+
+
+def test_coherence_length_scales_with_the_picture_and_shrinks_with_frequency():
+    lengths = [coherence_length(400, k) for k in range(1, 16)]
+    assert all(a > b for a, b in zip(lengths, lengths[1:])) and 0 < lengths[-1] < lengths[0] <= 100
+    assert all(math.isclose(coherence_length(800, k), 2 * coherence_length(400, k)) for k in range(1, 16))
+
+
+def test_resize_bin_by_bin_matches_resampling_all_planes_at_once():
+    volume = random_volume(b=2, k=5, h=12, w=20)
+    for size in ((30, 41), (5, 7)):
+        got = volume.resize(*size).coeffs
+        # Reference: every real plane in one interpolate call, vectors scaled after.
+        planes = torch.view_as_real(volume.coeffs).permute(0, 1, 2, 5, 3, 4).reshape(2, 20, 12, 20)
+        planes = torch.nn.functional.interpolate(planes.float(), size=size, mode="bilinear", align_corners=False,
+                                                 antialias=size[0] < 12)
+        want = torch.view_as_complex(planes.reshape(2, 5, 2, 2, *size).permute(0, 1, 2, 4, 5, 3).contiguous())
+        want = want * torch.tensor([size[1] / 20, size[0] / 12]).view(1, 1, 2, 1, 1)
+        assert got.dtype == volume.coeffs.dtype and torch.allclose(got, want.to(got.dtype), atol=1e-5)

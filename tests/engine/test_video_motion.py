@@ -10,6 +10,7 @@ import torch
 from gid_engine.loops.loop import SEAMLESS_RATIO, seam_ratio
 from gid_engine.spectral.motion import MotionTexture
 from gid_engine.render.renderer import SplatRenderer, render_frames
+from benchmarks.video_motion import rerender_psnr
 from gid_engine.sources.video import VideoMotionOptions, extract_motion, interpolate_duplicates, resample_time
 
 T, FPS, H, W = 48, 24.0, 112, 160
@@ -113,8 +114,6 @@ def test_loop_from_the_clip_has_no_seam_and_keeps_each_bins_amplitude(clip, extr
 
 
 def test_rerender_beats_repeating_the_first_frame(clip, extracted) -> None:
-    from gid_engine.sources.video import rerender_psnr
-
     scores = rerender_psnr(clip, extracted)
     assert scores["psnr_motion"] > scores["psnr_repeat"] + 3
 

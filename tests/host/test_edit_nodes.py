@@ -86,7 +86,7 @@ def test_freeze_inside_a_mask_keeps_that_region_exactly_still(comfy_host: ComfyH
 
 def test_bad_edit_json_is_refused_when_queued(comfy_host: ComfyHost, sample: str) -> None:
     for edit, needle in (('{"magnify": 2', "not valid JSON"), ('{"zoom": 2}', "unknown key(s) 'zoom'"),
-                         ('{"magnify": -1}', "'magnify' must be at least 0")):
+                         ('{"magnify": -1}', "'magnify': -1.0 is out of range; allowed: >= 0 and <= 1000")):
         with pytest.raises(PromptRejected) as rejected:
             comfy_host.run(prompt_with_edit(sample, edit), timeout=300)
         message = json.dumps(rejected.value.node_errors["edit"])
@@ -95,11 +95,11 @@ def test_bad_edit_json_is_refused_when_queued(comfy_host: ComfyHost, sample: str
 
 def test_edit_works_on_a_loaded_volume(comfy_host: ComfyHost, sample: str) -> None:
     import torch
-    from gid_engine.spectral.volume import SpectralVolume
+    from gid_engine.spectral.volume import SpectralVolume, at_rest_dc
 
     coeffs = torch.zeros(1, 16, 2, 9, 16, dtype=torch.complex64)
     coeffs[:, 2, 0] = 150 / 2 * 1.5  # everything sways 1.5 px left-right at 0.4 Hz
-    coeffs[:, 0] = -2 * coeffs[:, 1:].real.sum(1)
+    coeffs[:, 0] = at_rest_dc(coeffs)
     SpectralVolume(coeffs).save(comfy_host.model_paths["gid"] / "gid_edit_sway.safetensors")
     comfy_host.object_info(refresh=True)
     prompt = prompt_with_edit(sample, json.dumps({"restrict_deg": 90}), preset="auto")

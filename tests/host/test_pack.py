@@ -90,13 +90,13 @@ def test_pack_loads_cleanly_with_documented_nodes(comfy_host: ComfyHost, assert_
 
 def test_model_folder_keeps_user_paths_and_lists_gid_files(comfy_host: ComfyHost, sample: str) -> None:
     import torch
-    from gid_engine.spectral.volume import SpectralVolume
+    from gid_engine.spectral.volume import SpectralVolume, at_rest_dc
 
     assert (comfy_host.input_dir / "gid_sample_dandelion.jpg").is_file()
     user_folder = comfy_host.model_paths["gid"]
     coeffs = torch.zeros(1, 16, 2, 9, 16, dtype=torch.complex64)
     coeffs[:, 2, 0] = 150 / 2 * 1.5  # everything sways 1.5 px left-right at 0.4 Hz
-    coeffs[:, 0] = -2 * coeffs[:, 1:].real.sum(1)
+    coeffs[:, 0] = at_rest_dc(coeffs)
     SpectralVolume(coeffs).save(user_folder / "gid_test_sway.safetensors")
     (user_folder / "broken.safetensors").write_bytes(b"\x80\x04not a safetensors file at all")
     options = comfy_host.object_info(refresh=True)["GID_LoadGIDModel"]["input"]["required"]["model_name"][1]["options"]
