@@ -164,5 +164,8 @@ class LearnedRendererNet(nn.Module):
                 colour, depth, splatted = splatted[:, :3], splatted[:, 3:4], splatted[:, 4:]
             splats.append(splatted)
             coverages.append(coverage)
-        base = fill_holes(colour, coverages[0], depth)
+        # One frame at a time: the fill's pyramid depth depends on the holes of everything filled together, and a
+        # frame's render must not depend on which frames share its batch (or its process, in training).
+        base = torch.cat([fill_holes(colour[i:i + 1], coverages[0][i:i + 1], depth[i:i + 1])
+                          for i in range(colour.shape[0])])
         return base + self.decoder(splats, coverages, torch.cat([colour, base], dim=1))

@@ -60,8 +60,11 @@ def cosine_rate(peak: float, step: int, total: int, floor: float = 0.1) -> float
 
 
 def train_phase(phase: Phase, world: World, settings: LoopSettings, state_path: Path, log_file: Path, log,
-                resume: tuple[dict, dict, dict] | None = None, start: int = 0) -> None:
-    """Train `phase.net` from global step `start` to phase.steps; resume = (EMA tensors, optimizer state, meta)."""
+                resume: tuple[dict, dict, dict] | None = None, start: int = 0, stop_after: int | None = None) -> bool:
+    """Train `phase.net` from global step `start` to phase.steps; resume = (EMA tensors, optimizer state, meta).
+
+    With stop_after, at most that many steps run now (a job's time slice): the state is saved and False returned.
+    """
     optimizer = torch.optim.AdamW(list(phase.trainable.values()), lr=phase.lr, weight_decay=0.0)
     ema = EMA(phase.trainable, settings.ema_decay)
     if resume is not None:
@@ -84,7 +87,8 @@ def train_phase(phase: Phase, world: World, settings: LoopSettings, state_path: 
 
     phase.net.train()
     started, sums, count = time.perf_counter(), {}, 0
-    for step in range(start, phase.steps):
+    end = phase.steps if stop_after is None else min(phase.steps, start + stop_after)
+    for step in range(start, end):
         for group in optimizer.param_groups:
             group["lr"] = cosine_rate(phase.lr, step, phase.steps)
         optimizer.zero_grad(set_to_none=True)
@@ -115,7 +119,13 @@ def train_phase(phase: Phase, world: World, settings: LoopSettings, state_path: 
             started, sums, count = time.perf_counter(), {}, 0
         if done % settings.save_every == 0 and done < phase.steps:
             state(done, complete=False)
+    if end < phase.steps:
+        if end % settings.save_every:
+            state(end, complete=False)
+        world.barrier()
+        return False
     phase.net.eval()
     ema.copy_to_params()  # what goes on (next phase, checkpoint) is the average
     state(max(start, phase.steps), complete=True)
     world.barrier()
+    return True

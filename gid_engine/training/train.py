@@ -79,8 +79,12 @@ TRAIN_CONFIGS = {
 
 class Trainer:
     def __init__(self, cfg: TrainConfig, data_dir: Path, out: Path, device: torch.device | None = None,
-                 workers: int = 0, log=print, world: World | None = None, phases=MOTION_PHASES):
+                 workers: int = 0, log=print, world: World | None = None, phases=MOTION_PHASES,
+                 stop_after: int | None = None):
         self.cfg, self.out, self.workers, self.log = cfg, Path(out), workers, log
+        self.stop_after = stop_after  # steps this run may train before it saves and stops (None: no limit)
+        self.stopped = False
+        self.steps_run = 0
         self.world = world or World(device=torch.device(device or "cpu"))
         self.device = self.world.device
         self.phases = tuple(p for p in PHASES if p in phases)
@@ -102,12 +106,15 @@ class Trainer:
         return LoopSettings(accumulation=self.cfg.accumulation, ema_decay=self.cfg.ema_decay,
                             log_every=self.cfg.log_every, save_every=self.cfg.save_every, workers=self.workers)
 
-    def run(self) -> Path:
+    def run(self) -> Path | None:
+        """Trains the phases; returns the last checkpoint written (None when stop_after stopped the run)."""
         final = None
         model = None
         for index, phase in enumerate(PHASES):
             if phase not in self.phases:
                 continue
+            if self.stopped:
+                return None
             path = self.state_path(phase)
             state = load_state(path) if path.exists() else None
             if phase == "renderer":
@@ -121,6 +128,8 @@ class Trainer:
                     model = self.previous_motion_model(phase)
                 model = self.phase_model(phase, model, state)
                 self.train_motion_phase(phase, index, model, state)
+                if self.stopped:
+                    return None
             if phase == "stage1":
                 self.save_checkpoint(model, self.out / STAGE1_FILE, phase)
             if phase == "stage2":
@@ -202,8 +211,14 @@ class Trainer:
             start, resume = int(meta["step"]), (ema, optim, meta)
             self.say(f"{spec.name}: resuming at step {start} of {spec.steps} on {self.world.size} process(es) "
                      f"(saved by {meta.get('world_size', '?')})")
-        train_phase(spec, self.world, self.settings(), self.state_path(spec.name), self.log_file, self.log,
-                    resume=resume, start=start)
+        limit = None if self.stop_after is None else self.stop_after - self.steps_run
+        complete = train_phase(spec, self.world, self.settings(), self.state_path(spec.name), self.log_file, self.log,
+                               resume=resume, start=start, stop_after=limit)
+        self.steps_run += min(spec.steps, start + (limit if limit is not None else spec.steps)) - start
+        if not complete:
+            self.stopped = True
+            self.say(f"{spec.name}: stopped at step {start + limit} of {spec.steps} (--stop-after); run again with "
+                     "--resume to continue")
 
     # ----- renderer ------------------------------------------------------------------------------------------
     def run_renderer(self, index: int, state) -> Path:
@@ -223,6 +238,8 @@ class Trainer:
                          self.cfg.steps["renderer"], self.cfg.batch["renderer"], self.cfg.lr["renderer"],
                          self.cfg.seed + 1_000_003 * (index + 1), {"config": config.to_json()})
             self.train(spec, state)
+            if self.stopped:
+                return None
         if self.world.is_main:
             save_renderer(net, path, {"training": "renderer"})
         self.world.barrier()
@@ -262,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ema-decay", type=float, default=None, help="EMA decay of the saved weights (override)")
     parser.add_argument("--log-every", type=int, default=None)
     parser.add_argument("--save-every", type=int, default=None)
+    parser.add_argument("--stop-after", type=int, default=None,
+                        help="train at most this many steps in this run, then save the state and stop (a job's time "
+                             "slice; continue with --resume, with any number of processes)")
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args(argv)
 
@@ -269,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     steps = {p: getattr(args, f"{p}_steps") if getattr(args, f"{p}_steps") is not None else cfg.steps[p] for p in PHASES}
     if any(v < 1 for v in steps.values()):
         parser.error("step counts must be at least 1")
-    for name in ("batch", "accumulate", "log_every", "save_every"):
+    for name in ("batch", "accumulate", "log_every", "save_every", "stop_after"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if args.ema_decay is not None and not 0 <= args.ema_decay < 1:
@@ -288,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     world = setup(args.device)
     try:
         Trainer(cfg, Path(args.data), out, workers=args.workers, log=lambda text: print(text, flush=True),
-                world=world, phases=args.phases).run()
+                world=world, phases=args.phases, stop_after=args.stop_after).run()
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
