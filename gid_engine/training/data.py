@@ -90,8 +90,10 @@ def clip_folder(root: Path, videos_dir: Path, video: Path) -> Path:
 
 
 def target_frame_times(period: int, count: int) -> list[float]:
-    """Evenly spread times (frames at --fps, after 0) whose frames the renderer learns to draw."""
-    return [(j + 1) * (period - 1) / count for j in range(count)]
+    """Evenly spread times in the window's first half (frames at --fps, after 0) whose frames the renderer learns
+    to draw. K bins reproduce a window's motion worst at its ends (they form a periodic series, so frame T-1
+    comes out close to frame 0): the later half would teach the renderer wrong flows."""
+    return [(j + 1) * (period // 2) / count for j in range(count)]
 
 
 def process_clip(path: Path, folder: Path, root: Path, opt: BuildOptions) -> dict:
