@@ -9,9 +9,10 @@ Choices the paper leaves open, and ours (network in learned_model.py):
   residual blocks; widths/blocks per scale are in RendererConfig ("paper": ResNet-34's 3-4-6-3 blocks,
   widths 32-256; "tiny": 3 scales of one block). No normalization layers: every sample is computed on its own,
   so a batch split over processes gives the same gradients, and renders do not depend on the chunk size.
-- Splat weight: exactly the training-free renderer's importance_metric (time-averaged flow magnitude x
-  temperature, default 0.5); at coarser scales the metric and flow are area-downsampled (flow in that scale's
-  pixels). Any metric passed to render_chunk (a user's importance mask) is used as given.
+- Splat weight: the training-free renderer's importance_metric (time-averaged flow magnitude x temperature,
+  default 0.5) times one learned factor exp(log_temperature), which starts at 1; at coarser scales the metric
+  and flow are area-downsampled (flow in that scale's pixels). A metric passed to render_chunk (a user's
+  importance mask) is scaled by the same factor.
 - Decoder output: a residual added to the softmax-splatted picture whose holes are filled as SplatRenderer
   fills them (push-pull, background preferred). The last layer starts at zero, so an untrained network renders
   like that fill and training only has to learn corrections (disocclusions, edges, splat blur).
@@ -91,12 +92,16 @@ def load_renderer(path: str | Path, device="cpu") -> LearnedRenderer:
     from ..sources.checkpoints import read_safetensors_metadata
 
     path = Path(path)
-    with path.open("rb") as f:
-        head = f.read(4)
-    if path.suffix.lower() not in (".safetensors", ".sft") or head.startswith(PICKLE_MAGIC):
-        raise ValueError(f"{path.name}: renderer checkpoints must be .safetensors files (pickled checkpoints are "
-                         "never loaded)")
-    meta = read_safetensors_metadata(path)
+    refused = f"{path.name}: renderer checkpoints must be .safetensors files (pickled checkpoints are never loaded)"
+    if path.suffix.lower() not in (".safetensors", ".sft"):
+        raise ValueError(refused)
+    try:
+        meta = read_safetensors_metadata(path)
+    except ValueError:
+        with path.open("rb") as f:
+            if f.read(4).startswith(PICKLE_MAGIC):  # only checked once the file is no valid safetensors
+                raise ValueError(refused) from None
+        raise
     if meta.get("format") != RENDERER_FORMAT:
         raise ValueError(f"{path.name} is not a GID renderer checkpoint (format={meta.get('format')!r}, expected "
                          f"{RENDERER_FORMAT!r}; train one with python -m gid_engine.train --phases renderer)")

@@ -146,12 +146,16 @@ class LearnedRendererNet(nn.Module):
         self.config = cfg.validate()
         self.encoder = FeatureEncoder(cfg)
         self.decoder = SynthesisDecoder(cfg)
+        # The splat weight is the given metric times exp(this): it starts as the training-free renderer's and
+        # training may sharpen or soften who wins overlaps (the paper fixes neither the weight's scale nor this).
+        self.log_temperature = nn.Parameter(torch.zeros(()))
 
     def forward(self, image: torch.Tensor, flow: torch.Tensor, metric: torch.Tensor,
                 features: list[torch.Tensor] | None = None) -> torch.Tensor:
         """image [B, 3, H, W] (B = 1 is shared by all N flows, or B = N); flow [N, 2, H, W]; metric [B, 1, H, W]
         -> frames [N, 3, H, W] (not clamped). `features` = self.encoder(image), when the caller reuses them."""
         features = self.encoder(image) if features is None else features
+        metric = metric * self.log_temperature.exp()
         splats, coverages = [], []
         for level, feat in enumerate(features):
             size = tuple(feat.shape[-2:])
