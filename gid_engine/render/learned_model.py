@@ -25,7 +25,8 @@ class RendererConfig:
         if not self.widths or len(self.widths) != len(self.blocks):
             raise ValueError(f"renderer config: widths {list(self.widths)} and blocks {list(self.blocks)} must be "
                              "non-empty lists of the same length (one entry per scale)")
-        if len(self.widths) > 6 or any(not 1 <= w <= 1024 for w in self.widths) or any(not 1 <= b <= 32 for b in self.blocks):
+        if (len(self.widths) > 6 or any(not 1 <= w <= 1024 for w in self.widths)
+                or any(not 1 <= b <= 32 for b in self.blocks)):
             raise ValueError(f"renderer config: at most 6 scales, widths 1..1024 and blocks 1..32, got widths "
                              f"{list(self.widths)}, blocks {list(self.blocks)}")
         return self

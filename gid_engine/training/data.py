@@ -138,7 +138,8 @@ def process_clip(path: Path, folder: Path, root: Path, opt: BuildOptions) -> dic
             dropped.append({"source": source, "reason": reason})
             continue
         # Target frames: the source frame nearest each time; its exact time (in --fps frames) goes with it.
-        offsets = [min(round(t * clip_fps / opt.fps), end - start - 1) for t in target_frame_times(opt.period, opt.frames_per_pair)]
+        times = target_frame_times(opt.period, opt.frames_per_pair)
+        offsets = [min(round(t * clip_fps / opt.fps), end - start - 1) for t in times]
         targets = frames[[start + o for o in offsets]].permute(0, 3, 1, 2) if offsets else None
         file = folder / f"{window:04d}.safetensors"
         write_pair(file, motion.reference_image.permute(2, 0, 1), motion.volume, source=source, frames=targets,
@@ -217,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-motion-px", type=float, default=0.02,
                         help="drop windows whose total AC motion amplitude is below this (0.02 px)")
     parser.add_argument("--frames-per-pair", type=int, default=DEFAULT_FRAMES_PER_PAIR,
-                        help=f"later frames of each window kept as renderer training targets ({DEFAULT_FRAMES_PER_PAIR})")
+                        help="later frames of each window kept as renderer training targets "
+                             f"({DEFAULT_FRAMES_PER_PAIR})")
     parser.add_argument("--workers", type=int, default=1, help="clips processed in parallel (1)")
     args = parser.parse_args(argv)
     if args.workers < 1 or args.frames_per_pair < 0:

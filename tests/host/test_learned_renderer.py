@@ -71,7 +71,8 @@ def test_renderer_checkpoint_loads_and_softmax_splat_render_uses_it(comfy_host: 
     options = info["GID_LoadGIDRenderer"]["input"]["required"]["renderer_name"][1]["options"]
     assert RENDERER in options and BRIGHT in options
     optional = info["GID_SoftmaxSplatRender"]["input"]["optional"]
-    assert optional["renderer_model"][0] == "GID_RENDERER" and "training-free" in optional["renderer_model"][1]["tooltip"]
+    assert optional["renderer_model"][0] == "GID_RENDERER"
+    assert "training-free" in optional["renderer_model"][1]["tooltip"]
 
     default, _ = render(comfy_host, picture, None)
     learned, progress = render(comfy_host, picture, RENDERER)
