@@ -12,6 +12,8 @@ the real training CLI code on these pairs, then measured:
  (c) looping guidance: mean |F_T - F_1| (pixels) of unguided vs loop-guided samples, and their ratio.
 The tiny model predicts v rather than eps (MotionLDMConfig.v_prediction): with eps, 3000 steps left its samples no
 closer to the truth than the prior mean (relative error 0.97 vs 0.90); with v, 0.48.
+build_dataset's pairs also hold later frames of their scenes, drawn exactly (benchmarks/learned_renderer.py trains
+the renderer on them).
 Usage: nice -n 10 python benchmarks/learned_model.py [--json] [--scenes N] [--steps-scale X] [--threads N]
 Torch runs on one thread by default: on a small shared CPU, OpenMP's spin-waiting threads made every
 training step 10-50x slower than one thread.
