@@ -125,7 +125,7 @@ def run(steps: int, scenes: int, held_out: int, log) -> dict:
                                      for name, m in scores.items() for metric, v in m.items()}
                           | {"frames": len(scores["learned"]["psnr"])} for set_name, scores in sets.items()}
     figures["learned_minus_training_free_psnr"] = round(figures["learned_psnr"] - figures["training_free_psnr"], 4)
-    figures["learned_temperature_factor"] = round(float(learned.net.log_temperature.exp()), 4)
+    figures["learned_temperature_factor"] = round(float(learned.net.log_temperature.detach().exp()), 4)
     figures["train"] = {"steps": steps, "batch": cfg.batch["renderer"], "pairs": scenes + len(clip_train),
                         "seconds": round(train_seconds, 1),
                         "samples_per_s": round(float(np.mean([r["samples_per_s"] for r in records])), 2),

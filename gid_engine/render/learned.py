@@ -134,6 +134,7 @@ def load_renderer(path: str | Path, device="cpu") -> LearnedRenderer:
     if bad:
         raise ValueError(f"{path.name}: weights contain NaN or infinity ({', '.join(bad[:4])})")
     net.load_state_dict(tensors)
+    net.requires_grad_(False)  # inference only
     return LearnedRenderer(net.to(device), name=f"learned renderer ({path.stem})")
 
 
