@@ -12,6 +12,8 @@ the real training CLI code on these pairs, then measured:
  (c) looping guidance: mean |F_T - F_1| (pixels) of unguided vs loop-guided samples, and their ratio.
 The tiny model predicts v rather than eps (MotionLDMConfig.v_prediction): with eps, 3000 steps left its samples no
 closer to the truth than the prior mean (relative error 0.97 vs 0.90); with v, 0.48.
+build_dataset's pairs also hold later frames of their scenes, drawn exactly (benchmarks/learned_renderer.py trains
+the renderer on them).
 Usage: nice -n 10 python benchmarks/learned_model.py [--json] [--scenes N] [--steps-scale X] [--threads N]
 Torch runs on one thread by default: on a small shared CPU, OpenMP's spin-waiting threads made every
 training step 10-50x slower than one thread.
@@ -43,23 +45,52 @@ FPS, PERIOD = 30.0, 150
 LOOP_U = 1000.0  # loop guidance strength for (c)
 
 
-def synthetic_scene(seed: int, size: int = 32, num_bins: int = 8):
-    """(picture [3, H, W], spectral volume) with motion tied to the shapes' colours."""
+def scene_shapes(seed: int, size: int):
+    """(background colour [3], shapes [(colour [3], cx, cy, radius, is_disc)]) of a synthetic scene, in drawing order."""
     g = torch.Generator().manual_seed(seed)
-    yy, xx = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32),
-                            indexing="ij")
-    image = (0.15 + 0.2 * torch.rand(3, 1, 1, generator=g)).expand(3, size, size).clone()
-    amplitude = torch.zeros(2, size, size)
-    cycles = torch.zeros(size, size)
+    background = 0.15 + 0.2 * torch.rand(3, generator=g)
+    shapes = []
     for _ in range(int(torch.randint(2, 4, (1,), generator=g))):
         colour = torch.rand(3, generator=g)
         cx, cy = (torch.rand(2, generator=g) * size).tolist()
         radius = 4.0 + 5.0 * float(torch.rand(1, generator=g))
-        if float(torch.rand(1, generator=g)) < 0.5:
+        shapes.append((colour, cx, cy, radius, float(torch.rand(1, generator=g)) < 0.5))
+    return background, shapes
+
+
+def shape_motion(colour: torch.Tensor, t: float) -> tuple[float, float]:
+    """Displacement (x, y) in pixels of a shape of this colour at frame t."""
+    cycles = 1.3 if colour[1] < 0.5 else 2.6
+    s = math.sin(2 * math.pi * cycles * t / PERIOD)
+    return 2.5 * float(colour[0]) * s, 2.5 * float(colour[2]) * s
+
+
+def draw_scene(background: torch.Tensor, shapes, size: int, t: float = 0.0) -> torch.Tensor:
+    """The scene at frame t: every shape moved rigidly by its motion, later shapes on top. [3, size, size]."""
+    yy, xx = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32),
+                            indexing="ij")
+    image = background.view(3, 1, 1).expand(3, size, size).clone()
+    for colour, cx, cy, radius, disc in shapes:
+        dx, dy = shape_motion(colour, t) if t else (0.0, 0.0)
+        x, y = xx - cx - dx, yy - cy - dy
+        inside = x ** 2 + y ** 2 <= radius ** 2 if disc else (x.abs() <= radius) & (y.abs() <= 0.7 * radius)
+        image[:, inside] = colour[:, None]
+    return image
+
+
+def synthetic_scene(seed: int, size: int = 32, num_bins: int = 8):
+    """(picture [3, H, W], spectral volume) with motion tied to the shapes' colours."""
+    background, shapes = scene_shapes(seed, size)
+    image = draw_scene(background, shapes, size)
+    amplitude = torch.zeros(2, size, size)
+    cycles = torch.zeros(size, size)
+    yy, xx = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32),
+                            indexing="ij")
+    for colour, cx, cy, radius, disc in shapes:
+        if disc:
             inside = (xx - cx) ** 2 + (yy - cy) ** 2 <= radius ** 2
         else:
             inside = ((xx - cx).abs() <= radius) & ((yy - cy).abs() <= 0.7 * radius)
-        image[:, inside] = colour[:, None]
         amplitude[0][inside] = 2.5 * float(colour[0])
         amplitude[1][inside] = 2.5 * float(colour[2])
         cycles[inside] = 1.3 if colour[1] < 0.5 else 2.6
@@ -68,14 +99,24 @@ def synthetic_scene(seed: int, size: int = 32, num_bins: int = 8):
     return image, trajectories_to_spectral_volume(trajectories, FPS, num_bins)
 
 
-def build_dataset(root: Path, count: int, first_seed: int = 0, num_bins: int = 8, size: int = 32) -> Path:
+def build_dataset(root: Path, count: int, first_seed: int = 0, num_bins: int = 8, size: int = 32,
+                  frames_per_pair: int = 4) -> Path:
+    """Synthetic pairs; each also holds `frames_per_pair` later frames of its scene (renderer training targets)."""
+    from gid_engine.training.data import target_frame_times
+
     root.mkdir(parents=True, exist_ok=True)
     samples = []
+    times = target_frame_times(PERIOD, frames_per_pair)
     for i in range(count):
-        image, volume = synthetic_scene(first_seed + i, size=size, num_bins=num_bins)
-        write_pair(root / f"{i:06d}.safetensors", image, volume, source=f"synthetic-{first_seed + i}")
-        samples.append({"file": f"{i:06d}.safetensors", "source": f"synthetic-{first_seed + i}"})
-    write_manifest(root, samples, [], height=size, width=size, num_bins=num_bins, fps=FPS, period=PERIOD)
+        seed = first_seed + i
+        image, volume = synthetic_scene(seed, size=size, num_bins=num_bins)
+        background, shapes = scene_shapes(seed, size)
+        frames = torch.stack([draw_scene(background, shapes, size, t) for t in times]) if times else None
+        write_pair(root / f"{i:06d}.safetensors", image, volume, source=f"synthetic-{seed}", frames=frames,
+                   frame_times=times)
+        samples.append({"file": f"{i:06d}.safetensors", "source": f"synthetic-{seed}"})
+    write_manifest(root, samples, [], height=size, width=size, num_bins=num_bins, fps=FPS, period=PERIOD,
+                   frames_per_pair=frames_per_pair)
     return root
 
 

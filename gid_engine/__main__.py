@@ -7,6 +7,7 @@ import time
 
 from .loops.media import read_image, read_mask, write_animation
 from .pipeline import AnimateOptions, animate, default_device
+from .render.learned import load_renderer
 from .sources.base import BUILTIN_SOURCES
 
 
@@ -25,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mask", help="picture of where motion is allowed (white = moves)")
     p.add_argument("--start-on-picture", action="store_true", help="make frame 0 exactly the input picture")
     p.add_argument("--source", default=defaults.source, choices=list(BUILTIN_SOURCES))
+    p.add_argument("--renderer", help="learned renderer checkpoint (gid.renderer .safetensors; default: training-free)")
     args = parser.parse_args(argv)
 
     image = read_image(args.picture)
@@ -39,7 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     def progress(done: int, total: int) -> None:
         print(f"\rrendering {done}/{total}", end="", file=sys.stderr, flush=True)
 
-    frames, report = animate(image, options, mask=mask, device=default_device(), progress=progress)
+    try:
+        renderer = load_renderer(args.renderer, device=default_device()) if args.renderer else None
+    except (ValueError, OSError) as err:
+        parser.error(f"--renderer: {err}")
+    frames, report = animate(image, options, mask=mask, device=default_device(), progress=progress, renderer=renderer)
     print(file=sys.stderr)
     path = write_animation(frames, args.output, args.fps)
     print(f"wrote {path} ({frames.shape[0]} frames, {frames.shape[2]}x{frames.shape[1]}, {args.fps:g} fps, "

@@ -7,7 +7,7 @@ import torch
 
 from .loops.loop import make_loop
 from .spectral.motion import MotionTexture
-from .render.renderer import DEFAULT_TEMPERATURE, SplatRenderer, render_frames
+from .render.renderer import DEFAULT_TEMPERATURE, Renderer, SplatRenderer, render_frames
 from .sources.base import DEFAULT_SOURCE, MotionSource, builtin_source
 
 
@@ -30,9 +30,10 @@ class AnimateOptions:
 
 
 def animate(image: torch.Tensor, options: AnimateOptions | None = None, mask: torch.Tensor | None = None,
-            source: MotionSource | None = None, device: torch.device | None = None, progress=None
-            ) -> tuple[torch.Tensor, dict]:
-    """image [1, H, W, 3] in 0..1 (mask [1, H, W]) -> looping frames [N, H, W, 3] on the CPU and a report."""
+            source: MotionSource | None = None, device: torch.device | None = None, progress=None,
+            renderer: Renderer | None = None) -> tuple[torch.Tensor, dict]:
+    """image [1, H, W, 3] in 0..1 (mask [1, H, W]) -> looping frames [N, H, W, 3] on the CPU and a report.
+    renderer: e.g. a learned one (gid_engine.render.learned.load_renderer); default the training-free SplatRenderer."""
     options = options or AnimateOptions()
     device = device or default_device()
     if image.ndim != 4 or image.shape[0] != 1 or image.shape[-1] != 3:
@@ -43,7 +44,8 @@ def animate(image: torch.Tensor, options: AnimateOptions | None = None, mask: to
     volume = source.predict(picture, seed=options.seed, mask=mask4, intensity=options.intensity)
     motion = MotionTexture.from_volume(volume, options.frames, options.fps, speed=options.speed, loop=True,
                                        anchored=options.start_on_picture, calm_start=True)
-    frames = render_frames(SplatRenderer(), picture, motion, temperature=options.temperature, progress=progress)
+    frames = render_frames(renderer or SplatRenderer(), picture, motion, temperature=options.temperature,
+                           progress=progress)
     looped, report = make_loop(frames[0], crossfade=0)
     report["band_amplitude_px"] = [round(float(a), 4) for a in volume.band_amplitude()[0]]
     return looped, report

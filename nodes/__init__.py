@@ -2,8 +2,9 @@
 from .model_nodes import LoadGIDModel, PredictSpectralVolume
 from .motion_nodes import MotionTexture
 from .render_nodes import LoopVideo, SoftmaxSplatRender
+from .renderer_nodes import LoadGIDRenderer
 from .edit_nodes import EditSpectrum
 from .video_nodes import LoadSpectralVolume, SaveSpectralVolume, VideoToSpectralVolume
 
 NODES = [LoadGIDModel, PredictSpectralVolume, MotionTexture, SoftmaxSplatRender, LoopVideo,
-         VideoToSpectralVolume, SaveSpectralVolume, LoadSpectralVolume, EditSpectrum]
+         VideoToSpectralVolume, SaveSpectralVolume, LoadSpectralVolume, EditSpectrum, LoadGIDRenderer]

@@ -7,7 +7,8 @@ from ..gid_engine.loops.loop import make_loop
 from ..gid_engine.spectral.motion import MotionTexture
 from ..gid_engine.render.renderer import DEFAULT_TEMPERATURE, SplatRenderer, render_frames
 from . import comfy_bridge as bridge
-from .types import CATEGORY, MotionTextureType
+from .renderer_nodes import check_renderer
+from .types import CATEGORY, MotionTextureType, RendererModel
 from .ui_payloads import loop_preview_ui
 
 
@@ -36,6 +37,9 @@ class SoftmaxSplatRender(io.ComfyNode):
                                tooltip="Passed through to the fps output (defaults to the motion texture's)."),
                 io.Mask.Input("importance", optional=True,
                               tooltip="Overrides the depth proxy: brighter = in front where pixels overlap."),
+                RendererModel.Input("renderer_model", optional=True,
+                                    tooltip="A learned renderer from Load GID Renderer; without it the "
+                                            "training-free softmax-splat renderer draws the frames."),
             ],
             outputs=[io.Image.Output(display_name="images", tooltip="Animation frames."),
                      io.Float.Output(display_name="fps")],
@@ -43,7 +47,7 @@ class SoftmaxSplatRender(io.ComfyNode):
 
     @classmethod
     def execute(cls, image, motion_texture, temperature: float, fps: float | None = None,
-                importance=None) -> io.NodeOutput:
+                importance=None, renderer_model=None) -> io.NodeOutput:
         bridge.check_image("image", image)
         if not isinstance(motion_texture, MotionTexture):
             raise ValueError(f"motion_texture: expected a MOTION_TEXTURE, got {type(motion_texture).__name__}")
@@ -56,7 +60,8 @@ class SoftmaxSplatRender(io.ComfyNode):
         if importance is not None:
             metric = bridge.check_mask("importance", importance, image).to(device).unsqueeze(1).expand(b, 1, h, w)
             metric = metric * (temperature * IMPORTANCE_SCALE)
-        frames = render_frames(SplatRenderer(), image.permute(0, 3, 1, 2).to(device), motion,
+        renderer = SplatRenderer() if renderer_model is None else check_renderer(renderer_model).to(device)
+        frames = render_frames(renderer, image.permute(0, 3, 1, 2).to(device), motion,
                                temperature=temperature, metric=metric, out_device=bridge.output_device(),
                                progress=bridge.progress_reporter(motion.frame_count))
         frames = frames.reshape(-1, h, w, 3)

@@ -4,5 +4,6 @@ from comfy_api.latest import io
 GIDModel = io.Custom("GID_MODEL")
 SpectralVolumeType = io.Custom("SPECTRAL_VOLUME")
 MotionTextureType = io.Custom("MOTION_TEXTURE")
+RendererModel = io.Custom("GID_RENDERER")
 
 CATEGORY = "GID"

@@ -346,7 +346,7 @@ def test_training_smoke_all_phases_resume_and_cli(tmp_path, capsys):
     assert any(v.abs().sum() > 0 for k, v in s2.items() if ".frequency." in k and k.endswith("out.weight"))
 
     # resume: an interrupted stage 2 continues from its saved step
-    meta, _, _ = load_state(out / "state_stage2.safetensors")
+    meta = load_state(out / "state_stage2.safetensors")[0]
     assert meta["complete"] == "true"
     messages = []
     longer = dataclasses.replace(cfg, steps={**cfg.steps, "stage2": 4})
