@@ -1,6 +1,7 @@
 """The few places the pack touches ComfyUI's runtime: devices, progress/cancel, model folders, checks."""
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import shutil
@@ -171,6 +172,15 @@ class ManagedMotionModel:
     def predict(self, image, **kwargs):
         mm.load_model_gpu(self.patcher)
         return self.model.predict(image, **kwargs)
+
+    def with_options(self, **options) -> "ManagedMotionModel":
+        """The model's own options interface; the copy shares the weights and their ModelPatcher."""
+        other = copy.copy(self)
+        other.model = self.model.with_options(**options)
+        return other
+
+    def estimate_bytes(self, batch: int, height: int, width: int) -> int:
+        return self.model.estimate_bytes(batch, height, width)
 
 
 def managed_source(source):
