@@ -40,9 +40,15 @@ def render_bytes(batch: int, frames: int, height: int, width: int) -> tuple[int,
 
 def loop_output_bytes(frames: int, height: int, width: int, crossfade: int, frames_per_loop: int,
                       repeats: int) -> int:
-    """make_loop's peak: the cross-faded (or retimed) loop and its repeats, next to the input it reads."""
+    """make_loop's peak beyond its input, as the code stands: measuring the seam holds three clip-sized
+    temporaries (rolled copy, difference, magnitude); cross-fading copies the loop; retiming blends two
+    loop-sized terms into a third; repeating holds the repeats next to the loop."""
     loop = frames_per_loop or frames
-    return frames_bytes(loop * (1 + (repeats if repeats > 1 else 0)) + (frames if crossfade else 0), height, width)
+    seam = 3 * max(frames, loop)
+    faded = frames if crossfade else 0
+    retimed = 3 * loop if frames_per_loop else 0
+    repeated = loop * (repeats + 1) if repeats > 1 else 0
+    return frames_bytes(max(seam, faded + retimed, faded + repeated), height, width)
 
 
 class SoftmaxSplatRender(io.ComfyNode):

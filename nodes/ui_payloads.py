@@ -29,11 +29,13 @@ def _preview_size(height: int, width: int) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def _shrunk(pictures: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """[N, C, H, W] -> [N, C, h, w] with antialiasing (unchanged when already that size)."""
+def _shrunk(pictures: torch.Tensor, size: tuple[int, int], chunk: int = 8) -> torch.Tensor:
+    """[N, C, H, W] -> [N, C, h, w] with antialiasing (unchanged when already that size), a few pictures at a
+    time so a strided view of large frames is never copied whole."""
     if tuple(pictures.shape[-2:]) == size:
         return pictures
-    return F.interpolate(pictures.float(), size=size, mode="bilinear", align_corners=False, antialias=True)
+    return torch.cat([F.interpolate(pictures[i:i + chunk].float(), size=size, mode="bilinear", align_corners=False,
+                                    antialias=True) for i in range(0, pictures.shape[0], chunk)])
 
 
 def _save_temp(prefix: str, pictures: torch.Tensor, suffix: str, frame_ms: int | None = None) -> tuple[str, str]:
