@@ -48,6 +48,14 @@ def test_tensor_checks_name_the_input() -> None:
         checks.finite_tensor("image", picture)
     with pytest.raises(ValueError, match=r"^mask: values span -0.5..2; allowed: >= 0 and <= 1"):
         checks.finite_tensor("mask", torch.tensor([-0.5, 2.0]), minimum=0.0, maximum=1.0)
+    large = torch.rand(checks.CHECK_CHUNK + 100)  # checked piece by piece: a NaN in any piece is found
+    large[-3] = float("nan")
+    with pytest.raises(ValueError, match="contains 1 NaN"):
+        checks.finite_tensor("images", large)
+    large[-3] = 0.5
+    large[5] = -float("inf")
+    with pytest.raises(ValueError, match="contains 1 NaN"):
+        checks.finite_tensor("images", large[::2])
     coeffs = torch.zeros(2, dtype=torch.complex64)
     coeffs[1] = complex(0, math.inf)
     with pytest.raises(ValueError, match="contains 1 NaN"):
