@@ -53,7 +53,7 @@ def test_tensor_checks_name_the_input() -> None:
     with pytest.raises(ValueError, match="contains 1 NaN"):
         checks.finite_tensor("images", large)
     large[-3] = 0.5
-    large[5] = -float("inf")
+    large[6] = -float("inf")
     with pytest.raises(ValueError, match="contains 1 NaN"):
         checks.finite_tensor("images", large[::2])
     coeffs = torch.zeros(2, dtype=torch.complex64)
