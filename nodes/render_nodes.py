@@ -144,8 +144,9 @@ class LoopVideo(io.ComfyNode):
         frames_per_loop = FRAMES_PER_LOOP.check("frames_per_loop", frames_per_loop)
         repeats = REPEATS.check("repeats", repeats)
         n, h, w, _ = images.shape
-        out = frames_per_loop or n
-        bridge.require_memory(f"repeats, frames_per_loop: a loop of {out} frames played {repeats} times at {w}x{h}",
+        asked = "".join((f", frames_per_loop {frames_per_loop}" if frames_per_loop else "",
+                         f", repeats {repeats}" if repeats > 1 else ""))
+        bridge.require_memory(f"images: looping {n} frames of {w}x{h}{asked}",
                               loop_output_bytes(n, h, w, crossfade_frames, frames_per_loop, repeats),
                               images.device, STREAMING_HINT)
         picture = None

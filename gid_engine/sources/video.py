@@ -118,10 +118,7 @@ def check_clip(frames, fps: float) -> torch.Tensor:
         raise ValueError(f"frames: a clip needs at least 2 frames to show motion, got {frames.shape[0]}")
     if min(frames.shape[1:3]) < 8:
         raise ValueError(f"frames: {frames.shape[2]}x{frames.shape[1]} is too small; at least 8x8 pixels")
-    frames = frames.float()
-    if not bool(torch.isfinite(frames).all()):
-        raise ValueError("frames: contain NaN or infinite values")
-    return frames
+    return checks.finite_tensor("frames", frames.float())
 
 
 # Peak bytes per flow sample (frame x flow-grid pixel) of extract_motion: the float32 flow field in numpy and
