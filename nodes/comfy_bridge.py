@@ -1,6 +1,7 @@
 """The few places the pack touches ComfyUI's runtime: devices, progress/cancel, model folders, checks."""
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import shutil
@@ -12,6 +13,8 @@ import torch
 import comfy.model_management as mm
 import comfy.utils
 import folder_paths
+
+from ..gid_engine import checks
 
 MODEL_FOLDER = "gid"
 SAMPLE_PICTURE = Path(__file__).resolve().parent.parent / "samples" / "dandelion.jpg"
@@ -87,17 +90,19 @@ def model_listing(folder_name: str) -> dict[str, tuple[str, str]]:
     return listing
 
 
-def check_image(name: str, image, min_size: int = 8) -> None:
-    if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[-1] != 3:
+def check_image(name: str, image, min_size: int = 8) -> torch.Tensor:
+    """An IMAGE batch [B, H, W, 3] of finite numbers, at least min_size pixels on each side."""
+    if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[-1] != 3 or image.shape[0] < 1:
         shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
         raise ValueError(f"{name}: expected an IMAGE batch [B, H, W, 3], got {shape}")
     h, w = image.shape[1:3]
     if h < min_size or w < min_size:
         raise ValueError(f"{name}: the picture is {w}x{h} pixels; GID needs at least {min_size}x{min_size}")
+    return checks.finite_tensor(name, image)
 
 
 def check_mask(name: str, mask, image) -> torch.Tensor:
-    """MASK [B or 1, H, W] matching the image's size -> [B or 1, H, W] float."""
+    """MASK [B or 1, H, W] in 0..1 matching the image's size -> [B or 1, H, W] float."""
     if not isinstance(mask, torch.Tensor) or mask.ndim not in (2, 3):
         shape = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
         raise ValueError(f"{name}: expected a MASK [B, H, W], got {shape}")
@@ -109,7 +114,28 @@ def check_mask(name: str, mask, image) -> torch.Tensor:
                          "resize the mask to the image first")
     if mask.shape[0] not in (1, b):
         raise ValueError(f"{name}: {mask.shape[0]} masks for {b} images; give one mask or one per image")
-    return mask.float()
+    return checks.finite_tensor(name, mask.float(), minimum=0.0, maximum=1.0)
+
+
+class TooLarge(ValueError):
+    """A request that cannot fit in the memory ComfyUI reports as free; refused before anything is allocated."""
+
+
+GIB = 1024 ** 3
+
+
+def require_memory(what: str, need_bytes: float, device: torch.device | None = None, hint: str = "") -> None:
+    """Refuse `what` up front when its estimated need exceeds the memory free on `device` (ComfyUI's figure,
+    after asking ComfyUI to unload cached models), so a request too big for the machine is a clear error
+    instead of an allocator failure or a host killed by the operating system."""
+    device = device or compute_device()
+    free = mm.get_free_memory(device)
+    if need_bytes > free:
+        mm.free_memory(need_bytes, device)  # cached models may be holding what the request needs
+        free = mm.get_free_memory(device)
+    if need_bytes > free:
+        raise TooLarge(f"{what} needs about {need_bytes / GIB:.2f} GB but only {free / GIB:.2f} GB are free on "
+                       f"{device}{'; ' + hint if hint else ''}")
 
 
 def install_sample_picture() -> None:
@@ -146,6 +172,15 @@ class ManagedMotionModel:
     def predict(self, image, **kwargs):
         mm.load_model_gpu(self.patcher)
         return self.model.predict(image, **kwargs)
+
+    def with_options(self, **options) -> "ManagedMotionModel":
+        """The model's own options interface; the copy shares the weights and their ModelPatcher."""
+        other = copy.copy(self)
+        other.model = self.model.with_options(**options)
+        return other
+
+    def estimate_bytes(self, batch: int, height: int, width: int) -> int:
+        return self.model.estimate_bytes(batch, height, width)
 
 
 def managed_source(source):

@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from comfy_api.latest import io
 
+from ..gid_engine import checks
 from ..gid_engine.spectral.edit import SpectrumEdit, apply_edit, spectrum_report
 from ..gid_engine.spectral.volume import SpectralVolume
 from . import comfy_bridge as bridge
@@ -69,7 +70,8 @@ def mask_on_grid(mask, volume: SpectralVolume):
     if not isinstance(mask, torch.Tensor) or mask.ndim not in (2, 3):
         shape = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
         raise ValueError(f"mask: expected a MASK [B, H, W], got {shape}")
-    mask = mask.float().unsqueeze(0) if mask.ndim == 2 else mask.float()
+    mask = checks.finite_tensor("mask", mask.float().unsqueeze(0) if mask.ndim == 2 else mask.float(),
+                                minimum=0.0, maximum=1.0)
     if mask.shape[0] not in (1, volume.batch):
         raise ValueError(f"mask: {mask.shape[0]} masks for {volume.batch} spectral volumes; give one or one each")
     h, w = mask.shape[-2:]
@@ -80,4 +82,4 @@ def mask_on_grid(mask, volume: SpectralVolume):
     if (h, w) != (volume.height, volume.width):
         mask = F.interpolate(mask, size=(volume.height, volume.width), mode="bilinear", align_corners=False,
                              antialias=h > volume.height)
-    return mask.clamp(0, 1)
+    return mask.clamp(0, 1)  # only the resampling's overshoot: the values were checked to lie in 0..1

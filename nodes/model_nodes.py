@@ -1,15 +1,14 @@
 """LoadGIDModel and PredictSpectralVolume: where motion comes from."""
 from __future__ import annotations
 
-import dataclasses
-
 import folder_paths
 from comfy_api.latest import io
 
-from ..gid_engine.sources.prior import DEFAULT_PRESET, PRESETS, ProceduralPrior
-from ..gid_engine.sources.base import BUILTIN_SOURCES, DEFAULT_SOURCE, builtin_source
+from ..gid_engine import checks
+from ..gid_engine.sources.base import BUILTIN_SOURCES, DEFAULT_SOURCE, SOURCE_OPTIONS, builtin_source
 from ..gid_engine.sources.checkpoints import load_motion_source
-from ..gid_engine.sources.ldm.model import GIDMotionModel
+from ..gid_engine.sources.ldm.model import SAMPLING_INPUTS
+from ..gid_engine.sources.prior import PRESETS
 from . import comfy_bridge as bridge
 from .types import CATEGORY, GIDModel, SpectralVolumeType
 from .ui_payloads import motion_overlay_ui
@@ -45,7 +44,13 @@ class LoadGIDModel(io.ComfyNode):
         if model_name in BUILTIN_SOURCES:
             return io.NodeOutput(builtin_source(model_name))
         path = bridge.listed_file("model_name", model_name, bridge.model_listing(bridge.MODEL_FOLDER))
+        # the file's tensors and the model built from them are both in memory for a moment
+        bridge.require_memory(f"model_name: loading {model_name}", 2 * path.stat().st_size, bridge.output_device())
         return io.NodeOutput(bridge.managed_source(load_motion_source(path)))
+
+
+SEED = checks.Range(0, 0xFFFFFFFF, whole=True)
+INTENSITY = checks.Range(0.0, 20.0)
 
 
 class PredictSpectralVolume(io.ComfyNode):
@@ -60,24 +65,25 @@ class PredictSpectralVolume(io.ComfyNode):
             inputs=[
                 GIDModel.Input("gid_model", tooltip="From Load GID Model."),
                 io.Image.Input("image", tooltip="The still picture to bring to life (a batch gives one volume each)."),
-                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFF, control_after_generate=True,
+                io.Int.Input("seed", default=0, **SEED.widget(), control_after_generate=True,
                              tooltip="Different seeds give different, equally plausible motions."),
-                io.Float.Input("intensity", default=1.0, min=0.0, max=20.0, step=0.05,
+                io.Float.Input("intensity", default=1.0, **INTENSITY.widget(), step=0.05,
                                tooltip="Motion amplitude; 1 matches measured real plant motion in wind."),
                 io.Mask.Input("mask", optional=True,
                               tooltip="Where motion is allowed (1 = moves, 0 = stays exactly still); "
                                       "same size as the image."),
-                io.Combo.Input("preset", options=list(PRESETS), default=DEFAULT_PRESET, optional=True,
+                io.Combo.Input("preset", options=list(PRESETS), default=SOURCE_OPTIONS["preset"].neutral, optional=True,
                                tooltip="Motion character of the built-in procedural prior: "
                                        + " ".join(f"{name}: {p.description}" for name, p in PRESETS.items())
                                        + " Learned checkpoints take their motion from the picture: keep auto."),
-                io.Int.Input("steps", default=0, min=0, max=1000, optional=True,
+                io.Int.Input("steps", default=0, **SAMPLING_INPUTS["steps"].widget(), optional=True,
                              tooltip="Learned models: DDIM denoising steps (paper: 250; 500 with loop guidance). "
                                      "0 = the checkpoint's default."),
-                io.Float.Input("cfg", default=0.0, min=0.0, max=20.0, step=0.05, optional=True,
+                io.Float.Input("cfg", default=0.0, **SAMPLING_INPUTS["cfg"].widget(), step=0.05, optional=True,
                                tooltip="Learned models: classifier-free guidance w in (1 + w) eps(picture) - w "
                                        "eps(none); 0 = off (one network pass per step). Paper: 1.75 when looping."),
-                io.Float.Input("loop_guidance", default=0.0, min=0.0, max=100000.0, step=10.0, optional=True,
+                io.Float.Input("loop_guidance", default=0.0, **SAMPLING_INPUTS["loop_guidance"].widget(), step=10.0,
+                               optional=True,
                                tooltip="Learned models: looping self-guidance strength u (paper section 5) that "
                                        "makes the predicted motion's last frame meet its first, so loops need "
                                        "less snapping. 0 = off; 200-1000 typical; about 3x slower sampling."),
@@ -87,31 +93,20 @@ class PredictSpectralVolume(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, gid_model, image, seed: int, intensity: float, mask=None,
-                preset: str | None = None, steps: int = 0, cfg: float = 0.0,
-                loop_guidance: float = 0.0) -> io.NodeOutput:
+    def execute(cls, gid_model, image, seed: int, intensity: float, mask=None, **source_options) -> io.NodeOutput:
         bridge.check_image("image", image)
-        if not hasattr(gid_model, "predict"):
+        if not all(hasattr(gid_model, method) for method in ("predict", "with_options", "estimate_bytes")):
             raise ValueError(f"gid_model: expected a GID model from Load GID Model, got {type(gid_model).__name__}")
-        preset = preset or DEFAULT_PRESET
-        if preset not in PRESETS:
-            raise ValueError(f"preset: unknown motion preset {preset!r}; known: {', '.join(PRESETS)}")
-        if isinstance(gid_model, ProceduralPrior):
-            gid_model = dataclasses.replace(gid_model, preset=preset)
-        elif preset != DEFAULT_PRESET:
-            raise ValueError(f"preset: {preset!r} only applies to the built-in procedural prior; "
-                             f"{getattr(gid_model, 'name', 'this model')} predicts motion itself, so set preset to auto")
-        sampling = {"cfg": float(cfg), "loop_guidance": float(loop_guidance), **({"steps": int(steps)} if steps else {})}
-        learned = isinstance(getattr(gid_model, "model", gid_model), GIDMotionModel)
-        if not learned:
-            for name, value, default in (("steps", steps, 0), ("cfg", cfg, 0.0), ("loop_guidance", loop_guidance, 0.0)):
-                if value != default:
-                    raise ValueError(f"{name}: only learned checkpoints sample with diffusion; "
-                                     f"{getattr(gid_model, 'name', 'this model')} does not use it, so set it to {default}")
+        seed = SEED.check("seed", seed)
+        intensity = INTENSITY.check("intensity", intensity)
+        # every source option goes to the source, which applies its own and refuses the others
+        source = gid_model.with_options(**{name: value for name, value in source_options.items() if value is not None})
+        b, h, w, _ = image.shape
         device = bridge.compute_device()
+        bridge.require_memory(f"image: predicting the motion of {b} picture(s) of {w}x{h}",
+                              source.estimate_bytes(b, h, w), device, hint="use a smaller picture (Upscale Image)")
         picture = image.permute(0, 3, 1, 2).to(device)
         mask4 = None if mask is None else bridge.check_mask("mask", mask, image).to(device).unsqueeze(1)
-        volume = gid_model.predict(picture, seed=seed, mask=mask4, intensity=intensity,
-                                   progress=bridge.progress_reporter(image.shape[0]),
-                                   **({"sampling": sampling} if learned else {}))
+        volume = source.predict(picture, seed=seed, mask=mask4, intensity=intensity,
+                                progress=bridge.progress_reporter(b))
         return io.NodeOutput(volume.to(bridge.output_device()), ui=motion_overlay_ui(volume, image))

@@ -3,9 +3,13 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
+from ..gid_engine import checks
 from ..gid_engine.spectral import motion
 from ..gid_engine.spectral.volume import SpectralVolume
-from .types import CATEGORY, MotionTextureType, SpectralVolumeType
+from .types import CATEGORY, FPS, FRAMES, MotionTextureType, SpectralVolumeType
+
+SPEED = checks.Range(0.0, 100.0)
+START_SECONDS = checks.Range(0.0, 3600.0)
 
 
 class MotionTexture(io.ComfyNode):
@@ -19,9 +23,9 @@ class MotionTexture(io.ComfyNode):
                         "lazily, so long or large outputs never sit in memory whole).",
             inputs=[
                 SpectralVolumeType.Input("spectral_volume"),
-                io.Int.Input("frames", default=120, min=1, max=100000, tooltip="Number of frames to produce."),
-                io.Float.Input("fps", default=30.0, min=0.1, max=240.0, step=0.5, tooltip="Output frame rate."),
-                io.Float.Input("speed", default=1.0, min=0.0, max=100.0, step=0.05,
+                io.Int.Input("frames", default=120, **FRAMES.widget(), tooltip="Number of frames to produce."),
+                io.Float.Input("fps", default=30.0, **FPS.widget(), step=0.5, tooltip="Output frame rate."),
+                io.Float.Input("speed", default=1.0, **SPEED.widget(), step=0.05,
                                tooltip="Time scale: 0.5 is slow motion at half rate, 2 is twice as fast, 0 freezes."),
                 io.Boolean.Input("loop", default=True,
                                  tooltip="Snap every frequency band to a whole number of cycles over the clip, "
@@ -30,7 +34,7 @@ class MotionTexture(io.ComfyNode):
                                  tooltip="Frame 0 is exactly the input picture (the motion is measured from it). "
                                          "Off, frame 0 is a rendered frame like every other one, which keeps an "
                                          "8-bit loop's restart invisible."),
-                io.Float.Input("start_seconds", default=0.0, min=0.0, max=3600.0, step=0.1,
+                io.Float.Input("start_seconds", default=0.0, **START_SECONDS.widget(), step=0.1,
                                tooltip="Start this far into the motion."),
                 io.Boolean.Input("calm_start", default=True,
                                  tooltip="When looping, begin the loop (after start_seconds) at its calmest moment, "
@@ -45,10 +49,11 @@ class MotionTexture(io.ComfyNode):
                 start_on_picture: bool, start_seconds: float, calm_start: bool) -> io.NodeOutput:
         if not isinstance(spectral_volume, SpectralVolume):
             raise ValueError(f"spectral_volume: expected a SPECTRAL_VOLUME, got {type(spectral_volume).__name__}")
-        if frames < 1:
-            raise ValueError(f"frames: must be at least 1, got {frames}")
-        if fps <= 0:
-            raise ValueError(f"fps: must be positive, got {fps}")
+        # the texture is lazy (fields are made chunk by chunk where they are used), so nothing large is allocated
+        # here; the node that holds frames checks their memory
+        frames, fps = FRAMES.check("frames", frames), FPS.check("fps", fps)
+        speed, start_seconds = SPEED.check("speed", speed), START_SECONDS.check("start_seconds", start_seconds)
         texture = motion.MotionTexture.from_volume(spectral_volume, frames, fps, speed=speed, start_s=start_seconds,
-                                                   loop=loop, anchored=start_on_picture, calm_start=calm_start)
+                                                   loop=bool(loop), anchored=bool(start_on_picture),
+                                                   calm_start=bool(calm_start))
         return io.NodeOutput(texture, fps)

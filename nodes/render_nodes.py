@@ -3,17 +3,40 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..gid_engine.loops.loop import make_loop
+from ..gid_engine import checks
+from ..gid_engine.loops.loop import loop_output_bytes, make_loop
 from ..gid_engine.spectral.motion import MotionTexture
-from ..gid_engine.render.renderer import DEFAULT_TEMPERATURE, SplatRenderer, render_frames
+from ..gid_engine.render.renderer import (CHUNK_FRAMES, CHUNK_PIXELS, DEFAULT_TEMPERATURE, SplatRenderer,
+                                          render_frames)
 from . import comfy_bridge as bridge
 from .renderer_nodes import check_renderer
-from .types import CATEGORY, MotionTextureType, RendererModel
+from .types import CATEGORY, FPS, FRAMES, MotionTextureType, RendererModel
 from .ui_payloads import loop_preview_ui
 
 
 # A MASK importance of 1 vs 0 at the default temperature: exp(20) to 1, the brighter pixel is drawn in front.
 IMPORTANCE_SCALE = 40.0
+TEMPERATURE = checks.Range(0.0, 100.0)
+CROSSFADE = checks.Range(-1, 10000, whole=True)
+FRAMES_PER_LOOP = checks.Range(0, FRAMES.maximum, whole=True)
+REPEATS = checks.Range(1, 1000, whole=True)
+FLOAT32_BYTES = 4
+# Scratch of the splatting operator per pixel of a chunk (renderer.CHUNK_PIXELS notes about 150 B/pixel),
+# rounded up for the fill and the sharpness pass.
+RENDER_SCRATCH_PER_PIXEL = 200
+STREAMING_HINT = ("render fewer frames or a smaller picture, or write the video chunk by chunk with Save Loop "
+                  "instead of holding every frame")
+
+
+def frames_bytes(count: int, height: int, width: int) -> int:
+    """An IMAGE batch of `count` float32 RGB frames."""
+    return count * height * width * 3 * FLOAT32_BYTES
+
+
+def render_bytes(batch: int, frames: int, height: int, width: int) -> tuple[int, int]:
+    """(output bytes, scratch bytes of one chunk) of render_frames."""
+    chunk = max(1, min(CHUNK_FRAMES, CHUNK_PIXELS // (batch * height * width)))
+    return frames_bytes(batch * frames, height, width), chunk * batch * height * width * RENDER_SCRATCH_PER_PIXEL
 
 
 class SoftmaxSplatRender(io.ComfyNode):
@@ -25,15 +48,15 @@ class SoftmaxSplatRender(io.ComfyNode):
             category=CATEGORY,
             description="Renders the animation by forward-warping the picture with each displacement field "
                         "(softmax splatting, Niklaus & Liu 2020); what moves more is drawn in front, holes are "
-                        "filled from their surroundings. Needs no weights.",
+                        "filled from their surroundings. Needs no weights unless a learned renderer model is connected.",
             inputs=[
                 io.Image.Input("image", tooltip="The picture to animate (the one the motion was predicted for)."),
                 MotionTextureType.Input("motion_texture"),
-                io.Float.Input("temperature", default=DEFAULT_TEMPERATURE, min=0.0, max=100.0, step=0.05,
+                io.Float.Input("temperature", default=DEFAULT_TEMPERATURE, **TEMPERATURE.widget(), step=0.05,
                                tooltip="How strongly faster-moving pixels win where pixels overlap "
                                        "(0 = plain average; 0.5 scored best on real and synthetic clips; "
                                        "resolution-independent)."),
-                io.Float.Input("fps", default=30.0, min=0.1, max=240.0, step=0.5, force_input=True, optional=True,
+                io.Float.Input("fps", default=30.0, **FPS.widget(), step=0.5, force_input=True, optional=True,
                                tooltip="Passed through to the fps output (defaults to the motion texture's)."),
                 io.Mask.Input("importance", optional=True,
                               tooltip="Overrides the depth proxy: brighter = in front where pixels overlap."),
@@ -51,10 +74,19 @@ class SoftmaxSplatRender(io.ComfyNode):
         bridge.check_image("image", image)
         if not isinstance(motion_texture, MotionTexture):
             raise ValueError(f"motion_texture: expected a MOTION_TEXTURE, got {type(motion_texture).__name__}")
+        temperature = TEMPERATURE.check("temperature", temperature)
+        fps = motion_texture.fps if fps is None else FPS.check("fps", fps)
         b, h, w, _ = image.shape
         if motion_texture.batch != b:
             raise ValueError(f"image: a batch of {b} pictures for a motion texture of {motion_texture.batch}")
-        device = bridge.compute_device()
+        device, out_device = bridge.compute_device(), bridge.output_device()
+        output, scratch = render_bytes(b, motion_texture.frame_count, h, w)
+        what = f"motion_texture: rendering {motion_texture.frame_count} frames of {w}x{h}"
+        if device == out_device:
+            bridge.require_memory(what, output + scratch, device, STREAMING_HINT)
+        else:
+            bridge.require_memory(what, output, out_device, STREAMING_HINT)
+            bridge.require_memory(what, scratch, device)
         motion = motion_texture.replace(volume=motion_texture.volume.resize(h, w).to(device))
         metric = None
         if importance is not None:
@@ -62,10 +94,9 @@ class SoftmaxSplatRender(io.ComfyNode):
             metric = metric * (temperature * IMPORTANCE_SCALE)
         renderer = SplatRenderer() if renderer_model is None else check_renderer(renderer_model).to(device)
         frames = render_frames(renderer, image.permute(0, 3, 1, 2).to(device), motion,
-                               temperature=temperature, metric=metric, out_device=bridge.output_device(),
+                               temperature=temperature, metric=metric, out_device=out_device,
                                progress=bridge.progress_reporter(motion.frame_count))
         frames = frames.reshape(-1, h, w, 3)
-        fps = float(fps or motion.fps)
         return io.NodeOutput(frames, fps, ui=loop_preview_ui(frames, fps))
 
 
@@ -81,12 +112,12 @@ class LoopVideo(io.ComfyNode):
                         "repeat it, and start on the frame closest to a given picture.",
             inputs=[
                 io.Image.Input("images", tooltip="Frames (e.g. from Softmax Splat Render or any video node)."),
-                io.Float.Input("fps", default=30.0, min=0.1, max=240.0, force_input=True),
-                io.Int.Input("crossfade_frames", default=-1, min=-1, max=10000,
+                io.Float.Input("fps", default=30.0, **FPS.widget(), force_input=True),
+                io.Int.Input("crossfade_frames", default=-1, **CROSSFADE.widget(),
                              tooltip="-1: only if the clip does not loop already; 0: never; N: cross-fade N frames."),
-                io.Int.Input("frames_per_loop", default=0, min=0, max=100000,
+                io.Int.Input("frames_per_loop", default=0, **FRAMES_PER_LOOP.widget(),
                              tooltip="0 keeps the loop's length; otherwise the loop is retimed to this many frames."),
-                io.Int.Input("repeats", default=1, min=1, max=1000, tooltip="How many times the loop plays."),
+                io.Int.Input("repeats", default=1, **REPEATS.widget(), tooltip="How many times the loop plays."),
                 io.Image.Input("start_picture", optional=True,
                                tooltip="Start the loop on the frame closest to this picture."),
             ],
@@ -100,8 +131,18 @@ class LoopVideo(io.ComfyNode):
         bridge.check_image("images", images, min_size=1)
         if images.shape[0] < 2:
             raise ValueError(f"images: a loop needs at least 2 frames, got {images.shape[0]}")
-        if fps <= 0:
-            raise ValueError(f"fps: must be positive, got {fps}")
+        fps = FPS.check("fps", fps)
+        crossfade_frames = CROSSFADE.check("crossfade_frames", crossfade_frames)
+        frames_per_loop = FRAMES_PER_LOOP.check("frames_per_loop", frames_per_loop)
+        repeats = REPEATS.check("repeats", repeats)
+        n, h, w, _ = images.shape
+        asked = "".join((f", frames_per_loop {frames_per_loop}" if frames_per_loop else "",
+                         f", repeats {repeats}" if repeats > 1 else ""))
+        bridge.require_memory(f"images: looping {n} frames of {w}x{h}{asked}",
+                              loop_output_bytes(images.shape[1:], n, crossfade=crossfade_frames,
+                                                frames_per_loop=frames_per_loop, repeats=repeats,
+                                                start_picture=start_picture is not None, dtype=images.dtype),
+                              images.device, STREAMING_HINT)
         picture = None
         if start_picture is not None:
             bridge.check_image("start_picture", start_picture, min_size=1)

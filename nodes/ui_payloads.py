@@ -1,9 +1,11 @@
 """Node `ui` payloads the pack's web extension draws: motion overlay pictures and looping previews.
 
-Files go to ComfyUI's temp folder (served by /view, wiped at start and exit), downscaled so previews stay light.
+Files go to ComfyUI's temp folder (served by /view, wiped at start and exit). Previews are bounded in pixels and
+frames whatever the output's size, so building one takes a fraction of a second even for a 100000-frame result.
 """
 from __future__ import annotations
 
+import math
 import os
 
 import torch
@@ -11,13 +13,15 @@ import torch.nn.functional as F
 from PIL import Image
 
 import folder_paths
-from comfy_api.latest import io, ui
 
 from ..gid_engine.spectral.overlay import motion_overlay
 from ..gid_engine.spectral.volume import SpectralVolume
 
-# Previews are for the eye on a node, not for saving: no side needs to be larger than this.
+# Previews are for the eye on a node, not for saving: no side needs to be larger than this...
 PREVIEW_MAX_SIDE = 512
+# ...nor an animated preview more frames than this; a longer result is previewed by every n-th frame, played at
+# 1/n of its rate, so the preview still lasts as long as the result and shows the whole loop.
+PREVIEW_MAX_FRAMES = 120
 
 
 def _preview_size(height: int, width: int) -> tuple[int, int]:
@@ -25,12 +29,31 @@ def _preview_size(height: int, width: int) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def _temp_file(prefix: str, width: int, height: int, suffix: str) -> tuple[str, str, str]:
-    """(full path, file name, subfolder) of a fresh file in ComfyUI's temp folder."""
+def _shrunk(pictures: torch.Tensor, size: tuple[int, int], chunk: int = 8) -> torch.Tensor:
+    """[N, C, H, W] -> [N, C, h, w] with antialiasing (unchanged when already that size), a few pictures at a
+    time so a strided view of large frames is never copied whole."""
+    if tuple(pictures.shape[-2:]) == size:
+        return pictures
+    return torch.cat([F.interpolate(pictures[i:i + chunk].float(), size=size, mode="bilinear", align_corners=False,
+                                    antialias=True) for i in range(0, pictures.shape[0], chunk)])
+
+
+def _save_temp(prefix: str, pictures: torch.Tensor, suffix: str, frame_ms: int | None = None) -> tuple[str, str]:
+    """Write [N, H, W, 3] pictures in 0..1 to a fresh temp file: one PNG, or (frame_ms given) an animated WebP
+    without workflow metadata. Returns (file name, subfolder)."""
+    h, w = pictures.shape[1:3]
     folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(
-        prefix, folder_paths.get_temp_directory(), width, height)
+        prefix, folder_paths.get_temp_directory(), w, h)
     filename = f"{name}_{counter:05}_{suffix}"
-    return os.path.join(folder, filename), filename, subfolder
+    arrays = (pictures.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    images = [Image.fromarray(array) for array in arrays]
+    path = os.path.join(folder, filename)
+    if frame_ms is None:
+        images[0].save(path, compress_level=1)
+    else:  # method 0 is the fastest encoder setting; the preview is re-made on every run
+        images[0].save(path, save_all=True, append_images=images[1:], duration=frame_ms, loop=0,
+                       lossless=False, quality=80, method=0)
+    return filename, subfolder
 
 
 def motion_overlay_ui(volume: SpectralVolume, image: torch.Tensor | None = None, glyphs: bool = True) -> dict:
@@ -38,18 +61,14 @@ def motion_overlay_ui(volume: SpectralVolume, image: torch.Tensor | None = None,
     picture = None
     if image is not None:
         h, w = _preview_size(image.shape[1], image.shape[2])
-        picture = image.permute(0, 3, 1, 2).to(volume.device, torch.float32)
-        if (h, w) != tuple(picture.shape[2:]):
-            picture = F.interpolate(picture, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
+        picture = _shrunk(image.permute(0, 3, 1, 2).to(volume.device, torch.float32), (h, w))
     else:
         h, w = _preview_size(volume.height, volume.width)
         volume = volume.resize(h, w)
     overlay, peak = motion_overlay(volume, picture, glyphs=glyphs)
-    pixels = (overlay.permute(0, 2, 3, 1) * 255).round().to(torch.uint8).cpu().numpy()
     items = []
-    for index, array in enumerate(pixels):
-        path, filename, subfolder = _temp_file("gid_motion", w, h, ".png")
-        Image.fromarray(array).save(path, compress_level=1)
+    for index in range(overlay.shape[0]):
+        filename, subfolder = _save_temp("gid_motion", overlay[index:index + 1].permute(0, 2, 3, 1), ".png")
         items.append({"filename": filename, "subfolder": subfolder, "type": "temp",
                       "peak_px": round(float(peak[index]), 3)})
     return {"gid_motion": items}
@@ -57,17 +76,15 @@ def motion_overlay_ui(volume: SpectralVolume, image: torch.Tensor | None = None,
 
 def loop_preview_ui(frames: torch.Tensor, fps: float) -> dict:
     """{"gid_preview": [an animated WebP of the frames IMAGE [N, H, W, 3], with its fps and frame count]}."""
-    if frames.shape[0] == 0:
+    count = frames.shape[0]
+    if count == 0:
         raise ValueError("frames: the preview needs at least one frame")
-    h, w = _preview_size(frames.shape[1], frames.shape[2])
-    small = frames
-    if (h, w) != tuple(frames.shape[1:3]):
-        small = F.interpolate(frames.permute(0, 3, 1, 2).float(), size=(h, w), mode="bilinear",
-                              align_corners=False, antialias=True).permute(0, 2, 3, 1)
-    # method 0 is the fastest encoder setting; the preview is re-made on every run. No workflow metadata in it.
-    saved = ui.ImageSaveHelper.save_animated_webp(small.cpu(), "gid_preview", io.FolderType.temp, None, fps=fps,
-                                                  lossless=False, quality=80, method=0)
-    return {"gid_preview": [{"filename": saved.filename, "subfolder": saved.subfolder, "type": "temp",
-                             "fps": float(fps), "frame_count": int(frames.shape[0]),
-                             # WebP stores whole milliseconds per frame: the rate it actually plays at.
-                             "played_fps": round(1000.0 / int(1000.0 / fps), 3)}]}
+    stride = math.ceil(count / PREVIEW_MAX_FRAMES)
+    shown = frames[::stride]
+    small = _shrunk(shown.permute(0, 3, 1, 2), _preview_size(frames.shape[1], frames.shape[2])).permute(0, 2, 3, 1)
+    # WebP stores whole milliseconds per frame: the rate the preview actually plays at.
+    frame_ms = max(1, round(1000.0 * stride / fps))
+    filename, subfolder = _save_temp("gid_preview", small, ".webp", frame_ms)
+    return {"gid_preview": [{"filename": filename, "subfolder": subfolder, "type": "temp",
+                             "fps": float(fps), "frame_count": int(count), "preview_frames": int(shown.shape[0]),
+                             "preview_stride": int(stride), "played_fps": round(1000.0 * stride / frame_ms, 3)}]}

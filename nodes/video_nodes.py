@@ -8,11 +8,13 @@ import folder_paths
 from comfy_api.latest import io
 
 from ..gid_engine.spectral.volume import SpectralVolume
-from ..gid_engine.sources.video import AUTO_REFERENCE, CAMERA_MODES, VideoMotionOptions, extract_motion, motion_preview
+from ..gid_engine.sources.video import (AUTO_BINS, AUTO_REFERENCE, CAMERA_MODES, CLIP_FPS, VideoMotionOptions,
+                                        extract_motion, extraction_bytes, motion_preview)
 from . import comfy_bridge as bridge
 from .types import CATEGORY, SpectralVolumeType
 from .ui_payloads import motion_overlay_ui
 
+LIMITS = VideoMotionOptions.LIMITS
 VOLUME_SUFFIX = ".safetensors"
 OUTPUT_TAG = " [output]"
 
@@ -31,24 +33,24 @@ class VideoToSpectralVolume(io.ComfyNode):
                         "to Motion Texture to loop the clip's motion on its first frame or on another picture.",
             inputs=[
                 io.Image.Input("images", tooltip="The clip's frames (e.g. Get Video Components' images)."),
-                io.Float.Input("fps", default=30.0, min=0.01, max=1000.0, step=0.5,
+                io.Float.Input("fps", default=30.0, **CLIP_FPS.widget(), step=0.5,
                                tooltip="The clip's frame rate (e.g. Get Video Components' fps)."),
-                io.Int.Input("num_bins", default=16, min=1, max=64,
-                             tooltip="Frequency bins kept (the paper uses 16); a clip of N frames allows at most "
-                                     "(N - 1) // 2 + 1."),
-                io.Int.Input("reference_frame", default=AUTO_REFERENCE, min=AUTO_REFERENCE, max=100000,
+                io.Int.Input("num_bins", default=AUTO_BINS, **LIMITS["num_bins"].widget(),
+                             tooltip="Frequency bins kept (the paper uses 16); 0 = as many as the clip supports, up "
+                                     "to 16 (a clip of N frames after the reference allows at most (N - 1) // 2 + 1)."),
+                io.Int.Input("reference_frame", default=AUTO_REFERENCE, **LIMITS["reference"].widget(),
                              tooltip="Frame the motion is measured from; -1 picks the first frame after a fade-in. "
                                      "Earlier frames are not used."),
-                io.Int.Input("max_size", default=384, min=0, max=8192, step=16,
+                io.Int.Input("max_size", default=384, **LIMITS["max_size"].widget(), step=16,
                              tooltip="Long side (pixels) the flow is measured at; 0 = full size. Larger is slower "
                                      "and keeps finer motion."),
                 io.Combo.Input("camera_motion", options=list(CAMERA_MODES), default=CAMERA_MODES[0],
                                tooltip="Keep the camera's motion, or remove it by a robust affine or homography "
                                        "fit on the static background (for hand-held clips)."),
-                io.Int.Input("period", default=0, min=0, max=100000,
+                io.Int.Input("period", default=0, **LIMITS["period"].widget(),
                              tooltip="Frames in the FFT window (0 = the whole clip from the reference frame). "
                                      "With resample_fps, a common window for many clips (the paper: 150 at 30 fps)."),
-                io.Float.Input("resample_fps", default=0.0, min=0.0, max=1000.0, step=0.5,
+                io.Float.Input("resample_fps", default=0.0, **LIMITS["resample_fps"].widget(), step=0.5,
                                tooltip="Resample the motion in time to this frame rate first (0 = the clip's own)."),
             ],
             outputs=[SpectralVolumeType.Output(display_name="spectral_volume"),
@@ -64,10 +66,12 @@ class VideoToSpectralVolume(io.ComfyNode):
         bridge.check_image("images", images)
         if images.shape[0] < 2:
             raise ValueError(f"images: a clip needs at least 2 frames to show motion, got {images.shape[0]}")
-        if not fps > 0:
-            raise ValueError(f"fps: must be positive, got {fps}")
         options = VideoMotionOptions(num_bins=num_bins, reference=reference_frame, max_size=max_size,
-                                     camera=camera_motion, period=period, resample_fps=resample_fps)
+                                     camera=camera_motion, period=period, resample_fps=resample_fps).checked()
+        n, h, w, _ = images.shape
+        bridge.require_memory(f"images: measuring the motion of {n} frames of {w}x{h}",
+                              extraction_bytes(n, h, w, fps, options), bridge.output_device(),
+                              hint="use a shorter clip or a smaller max_size")
         motion = extract_motion(images, fps, options, device=bridge.compute_device(),
                                 progress=bridge.progress_reporter(images.shape[0]))
         out = bridge.output_device()
@@ -157,4 +161,6 @@ class LoadSpectralVolume(io.ComfyNode):
     @classmethod
     def execute(cls, file: str) -> io.NodeOutput:
         path = bridge.listed_file("file", file, volume_listing())
+        # the file's two float tensors and the complex volume made from them
+        bridge.require_memory(f"file: loading {file}", 2 * path.stat().st_size, bridge.output_device())
         return io.NodeOutput(SpectralVolume.load(path, device=bridge.output_device()))

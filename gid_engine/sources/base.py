@@ -1,17 +1,24 @@
 """Motion sources: anything that turns a picture into a spectral volume.
 
-A source has a `name` and `predict(image, *, seed, mask, intensity, progress) -> SpectralVolume`
-(image [B, 3, H, W] in 0..1, mask [B or 1, 1, H, W] with 1 = may move). Built-in sources need no
-weights; learned checkpoints load into the same interface.
+A source has a `name`, `predict(image, *, seed, mask, intensity, progress) -> SpectralVolume`
+(image [B, 3, H, W] in 0..1, mask [B or 1, 1, H, W] with 1 = may move), `with_options(**options)`
+(a copy that applies the options it takes and refuses any other option set away from its neutral value)
+and `estimate_bytes(batch, height, width)` (memory a prediction needs, checked before it starts).
+Built-in sources need no weights; learned checkpoints load into the same interface.
 """
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterable, Mapping
 from typing import Callable, Protocol
 
 import torch
 
-from .prior import ProceduralPrior
+from .. import checks
+from .prior import DEFAULT_PRESET, PRESETS, ProceduralPrior
 from ..spectral.volume import SpectralVolume
+
+COMPLEX64_BYTES = 8
 
 
 class MotionSource(Protocol):
@@ -21,10 +28,73 @@ class MotionSource(Protocol):
                 intensity: float = 1.0, progress: Callable[[int, int], None] | None = None) -> SpectralVolume:
         ...
 
+    def with_options(self, **options) -> "MotionSource":
+        ...
+
+    def estimate_bytes(self, batch: int, height: int, width: int) -> int:
+        ...
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceOption:
+    """An option some motion source takes. `neutral` asks nothing of a source (every source accepts it);
+    `applies_to` says, in a refusal, which sources use it."""
+
+    name: str
+    neutral: object
+    applies_to: str
+
+
+# The vocabulary of source options (what a host may forward); each source applies those it takes.
+SOURCE_OPTIONS = {option.name: option for option in (
+    SourceOption("preset", DEFAULT_PRESET, "only applies to the built-in procedural prior"),
+    SourceOption("steps", 0, "only learned checkpoints sample with diffusion"),
+    SourceOption("cfg", 0.0, "only learned checkpoints sample with diffusion"),
+    SourceOption("loop_guidance", 0.0, "only learned checkpoints sample with diffusion"),
+)}
+
+
+def split_options(source_name: str, options: Mapping[str, object], takes: Iterable[str]) -> dict[str, object]:
+    """The options a source takes; any other option must be at its neutral value (an error naming it if not)."""
+    takes = set(takes)
+    for name, value in options.items():
+        if name in takes:
+            continue
+        option = SOURCE_OPTIONS.get(name)
+        if option is None:
+            raise ValueError(f"{name}: not an option of any motion source; known: {', '.join(SOURCE_OPTIONS)}")
+        if value != option.neutral:
+            raise ValueError(f"{name}: {checks._shown(value)} {option.applies_to}; {source_name} does not use it, "
+                             f"so set {name} to {option.neutral}")
+    return {name: value for name, value in options.items() if name in takes}
+
+
+def volume_bytes(batch: int, bins: int, height: int, width: int) -> int:
+    """Bytes of a complex64 spectral volume [B, K, 2, H, W]."""
+    return batch * bins * 2 * height * width * COMPLEX64_BYTES
+
+
+@dataclasses.dataclass(frozen=True)
+class PriorSource(ProceduralPrior):
+    """The procedural prior as a motion source: its option is the preset (the motion character)."""
+
+    # Peak bytes per output pixel and bin beyond the volume itself: the final upsample of the work-grid
+    # coefficients and the mask multiply each hold one more volume-sized tensor.
+    SCRATCH_VOLUMES = 2
+
+    def with_options(self, **options) -> "PriorSource":
+        own = split_options(self.name, options, ("preset",))
+        if "preset" in own:
+            return dataclasses.replace(self, preset=checks.choice("preset", own["preset"], PRESETS))
+        return self
+
+    def estimate_bytes(self, batch: int, height: int, width: int) -> int:
+        return (1 + self.SCRATCH_VOLUMES) * volume_bytes(batch, self.num_bins, height, width)
+
 
 BUILTIN_PREFIX = "builtin: "
 BUILTIN_SOURCES: dict[str, Callable[[], MotionSource]] = {
-    BUILTIN_PREFIX + "procedural motion prior": ProceduralPrior,
+    BUILTIN_PREFIX + "procedural motion prior": PriorSource,
 }
 DEFAULT_SOURCE = next(iter(BUILTIN_SOURCES))
 
@@ -37,11 +107,21 @@ def builtin_source(name: str) -> MotionSource:
 
 
 class SavedVolumeSource:
-    """Replays a saved spectral volume on any picture (resized to it): motion transfer without a model."""
+    """Replays a saved spectral volume on any picture (resized to it): motion transfer without a model.
+    It takes no options: the motion is the file's."""
 
     def __init__(self, volume: SpectralVolume, name: str):
         self.volume = volume
         self.name = name
+
+    def with_options(self, **options) -> "SavedVolumeSource":
+        split_options(self.name, options, ())
+        return self
+
+    def estimate_bytes(self, batch: int, height: int, width: int) -> int:
+        # the resized volume, its expansion to the batch scaled by the intensity, and the masked copy
+        return volume_bytes(1, self.volume.num_bins, height, width) + 2 * volume_bytes(
+            batch, self.volume.num_bins, height, width)
 
     def predict(self, image: torch.Tensor, *, seed: int = 0, mask: torch.Tensor | None = None,
                 intensity: float = 1.0, progress=None) -> SpectralVolume:

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import checks
 from ..imageops import gaussian_blur, luminance, work_size
 from ..spectral.motion import trajectories_to_spectral_volume
 from ..spectral.volume import DEFAULT_BINS, SpectralVolume
@@ -36,6 +37,8 @@ Progress = Callable[[int, int], None]
 
 CAMERA_MODES = ("keep", "remove (affine)", "remove (homography)")
 AUTO_REFERENCE = -1
+AUTO_BINS = 0  # as many bins as the clip supports, up to DEFAULT_BINS
+CLIP_FPS = checks.Range(0.01, 1000.0)
 # A frame whose change from the previous one is below this share of the clip's median change is a duplicate.
 DUPLICATE_RATIO = 0.02
 # Frames darker or flatter than this share of the clip's median are a fade-in (auto reference skips them).
@@ -52,11 +55,18 @@ FB_ABSOLUTE_PX2 = 0.5
 class VideoMotionOptions:
     """How a clip becomes a spectral volume.
 
+    num_bins: frequency bins kept; AUTO_BINS = as many as the clip supports, up to DEFAULT_BINS.
     reference: frame index the motion is measured from; AUTO_REFERENCE skips a fade-in.
     max_size: long side (pixels) the flow is computed at; the volume is on that grid. 0 = full size.
     camera: one of CAMERA_MODES. period: samples in the FFT window (0 = the clip from the reference);
     resample_fps: resample the trajectories in time to this rate first (0 = keep the clip's rate).
+    LIMITS holds each option's allowed range (hosts show the same range on their inputs).
     """
+
+    LIMITS = {"num_bins": checks.Range(AUTO_BINS, 64, whole=True),
+              "reference": checks.Range(AUTO_REFERENCE, 100000, whole=True),
+              "max_size": checks.Range(0, 8192, whole=True), "period": checks.Range(0, 100000, whole=True),
+              "resample_fps": checks.Range(0.0, 1000.0)}
 
     num_bins: int = DEFAULT_BINS
     reference: int = AUTO_REFERENCE
@@ -65,6 +75,24 @@ class VideoMotionOptions:
     period: int = 0
     resample_fps: float = 0.0
     fill_unreliable: bool = True
+
+    def checked(self) -> "VideoMotionOptions":
+        """A copy with every option checked (an error names the option, the value and the allowed range)."""
+        values = {name: limit.check(name, getattr(self, name)) for name, limit in self.LIMITS.items()}
+        checks.choice("camera", self.camera, CAMERA_MODES)
+        return dataclasses.replace(self, **values)
+
+    def bins_for(self, period: int) -> int:
+        """The bin count for a motion of `period` samples: the automatic choice, or the explicit one if the clip
+        supports it (bins must stay below Nyquist)."""
+        supported = (period - 1) // 2 + 1
+        if self.num_bins == AUTO_BINS:
+            return min(DEFAULT_BINS, supported)
+        if self.num_bins > supported:
+            raise ValueError(f"num_bins: {self.num_bins} bins need more than {2 * (self.num_bins - 1)} frames "
+                             f"after the reference, the clip gives {period}; use at most {supported} bins "
+                             f"(or {AUTO_BINS} = automatic)")
+        return self.num_bins
 
 
 @dataclasses.dataclass
@@ -77,8 +105,7 @@ class VideoMotion:
 
 def check_clip(frames, fps: float) -> torch.Tensor:
     """Frames (tensor [T, H, W, 3] or a sequence of [H, W, 3]) in 0..1 -> one float tensor; clear errors."""
-    if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
-        raise ValueError(f"fps: must be a positive number, got {fps}")
+    CLIP_FPS.check("fps", fps)
     if not isinstance(frames, torch.Tensor):
         frames = list(frames)
         sizes = {tuple(f.shape) for f in frames}
@@ -91,10 +118,23 @@ def check_clip(frames, fps: float) -> torch.Tensor:
         raise ValueError(f"frames: a clip needs at least 2 frames to show motion, got {frames.shape[0]}")
     if min(frames.shape[1:3]) < 8:
         raise ValueError(f"frames: {frames.shape[2]}x{frames.shape[1]} is too small; at least 8x8 pixels")
-    frames = frames.float()
-    if not bool(torch.isfinite(frames).all()):
-        raise ValueError("frames: contain NaN or infinite values")
-    return frames
+    return checks.finite_tensor("frames", frames.float())
+
+
+# Peak bytes per flow sample (frame x flow-grid pixel) of extract_motion: the float32 flow field in numpy and
+# as a tensor, the filled and de-duplicated copies, the complex FFT, the reliability masks. (A 600-frame 512x512
+# clip at the default 384 px peaked at 9.3 GB with the clip's own 1.9 GB: about 80 B per sample; the flow loop's
+# copies are being cut, so this is the figure after that work and must follow it.)
+EXTRACTION_BYTES_PER_SAMPLE = 64
+
+
+def extraction_bytes(frame_count: int, height: int, width: int, fps: float, options: VideoMotionOptions) -> int:
+    """Memory extract_motion needs beyond the clip it reads (an estimate, checked before it starts)."""
+    fps = CLIP_FPS.check("fps", fps)
+    h, w = work_size(height, width, options.max_size) if options.max_size else (height, width)
+    resampled = frame_count * options.resample_fps / fps if options.resample_fps else 0
+    samples = max(frame_count, options.period, math.ceil(resampled)) * h * w
+    return samples * EXTRACTION_BYTES_PER_SAMPLE
 
 
 def to_gray_u8(frames: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
@@ -278,14 +318,8 @@ def track(gray: np.ndarray, reference: int, camera: str, progress: Progress | No
 def extract_motion(frames, fps: float, options: VideoMotionOptions | None = None, *,
                    device: torch.device | str = "cpu", progress: Progress | None = None) -> VideoMotion:
     """A clip [T, H, W, 3] in 0..1 at `fps` -> its motion as a spectral volume measured from the reference frame."""
-    options = options or VideoMotionOptions()
+    options = (options or VideoMotionOptions()).checked()
     frames = check_clip(frames, fps)
-    if options.camera not in CAMERA_MODES:
-        raise ValueError(f"camera: must be one of {', '.join(CAMERA_MODES)}, got {options.camera!r}")
-    if options.num_bins < 1:
-        raise ValueError(f"num_bins: must be at least 1, got {options.num_bins}")
-    if options.max_size < 0 or options.period < 0 or options.resample_fps < 0:
-        raise ValueError("max_size, period and resample_fps: must be 0 (automatic) or positive")
     t_all, height, width = frames.shape[:3]
     size = work_size(height, width, options.max_size) if options.max_size else (height, width)
     gray = to_gray_u8(frames, size)
@@ -317,17 +351,15 @@ def extract_motion(frames, fps: float, options: VideoMotionOptions | None = None
         disp = resample_time(disp, clip_fps, target_fps, period)
         clip_fps = target_fps
     period = disp.shape[0]
-    if period <= 2 * (options.num_bins - 1):
-        raise ValueError(f"num_bins: {options.num_bins} bins need more than {2 * (options.num_bins - 1)} frames "
-                         f"after the reference, the clip gives {period}; use at most {(period - 1) // 2 + 1} bins")
+    num_bins = options.bins_for(period)
     reliability = weight[1:].mean(dim=0)[0] if weight.shape[0] > 1 else weight[0, 0]
     report = {"reference_frame": reference, "frames_used": period, "fps": clip_fps, "source_fps": float(fps),
               "source_frames": t_all, "flow_size": [size[1], size[0]], "duplicate_frames": int(dup.sum()),
               "reliable_share": round(float(reliability.mean()), 4),
               "camera_px_median": round(float(np.nanmedian(camera_px)), 4) if options.camera != "keep" else None,
               "camera_px_max": round(float(np.nanmax(camera_px)), 4) if options.camera != "keep" else None,
-              "camera": options.camera}
-    volume = trajectories_to_spectral_volume(disp, clip_fps, options.num_bins, metadata={"source": "video", **report})
+              "camera": options.camera, "num_bins": num_bins, "num_bins_auto": options.num_bins == AUTO_BINS}
+    volume = trajectories_to_spectral_volume(disp, clip_fps, num_bins, metadata={"source": "video", **report})
     return VideoMotion(volume, frames[reference].cpu(), reliability.cpu(), report)
 
 

@@ -73,11 +73,15 @@ class FrequencyNormalization:
             scales.append(float(max(np.percentile(flat, percentile), 1e-8)))
         return cls(tuple(scales), width=ref.width, period=ref.period)
 
+    def scales_at(self, num_bins: int, width: int, period: int) -> torch.Tensor:
+        """The per-bin scales [K] (float64) for a volume of `num_bins` bins on a `width`-wide grid over `period`."""
+        if num_bins > len(self.scales):
+            raise ValueError(f"normalization has {len(self.scales)} bins, volume has {num_bins}")
+        factor = (width / self.width) * (period / self.period)
+        return torch.tensor(self.scales[:num_bins], dtype=torch.float64) * factor
+
     def scales_for(self, volume: SpectralVolume) -> torch.Tensor:
-        if volume.num_bins > len(self.scales):
-            raise ValueError(f"normalization has {len(self.scales)} bins, volume has {volume.num_bins}")
-        factor = (volume.width / self.width) * (volume.period / self.period)
-        return torch.tensor(self.scales[:volume.num_bins], dtype=torch.float64) * factor
+        return self.scales_at(volume.num_bins, volume.width, volume.period)
 
     def normalize(self, volume: SpectralVolume) -> torch.Tensor:
         """Real [B, 4K, H, W] tensor: sign(x) * sqrt(|x / s_k|) per component."""
@@ -86,14 +90,14 @@ class FrequencyNormalization:
         scaled = channels / s
         return torch.sign(scaled) * scaled.abs().sqrt()
 
+    def denormalize_channels(self, normalized: torch.Tensor, period: int, width: int | None = None) -> torch.Tensor:
+        """Exact (and differentiable) inverse of normalize on channels [B, 4K, H, W]: sign(y) * y^2 * s_k."""
+        s = self.scales_at(normalized.shape[1] // 4, width or normalized.shape[-1], period)
+        s = s.to(normalized.device, normalized.dtype).repeat_interleave(4).view(1, -1, 1, 1)
+        return torch.sign(normalized) * normalized.pow(2) * s
+
     def denormalize(self, normalized: torch.Tensor, fps: float, period: int, width: int | None = None) -> SpectralVolume:
-        """Exact inverse of normalize: sign(y) * y^2 * s_k."""
-        num_bins = normalized.shape[1] // 4
-        probe = SpectralVolume(torch.zeros(1, num_bins, 2, 1, width or normalized.shape[-1], dtype=torch.complex64),
-                               fps=fps, period=period)
-        s = self.scales_for(probe).to(normalized.device, normalized.dtype).repeat_interleave(4).view(1, -1, 1, 1)
-        channels = torch.sign(normalized) * normalized.pow(2) * s
-        return SpectralVolume.from_channels(channels, fps=fps, period=period)
+        return SpectralVolume.from_channels(self.denormalize_channels(normalized, period, width), fps=fps, period=period)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))

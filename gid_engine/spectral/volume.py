@@ -9,6 +9,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .. import checks
+
 FORMAT_NAME = "gid.spectral_volume"
 FORMAT_VERSION = "1"
 
@@ -204,19 +206,46 @@ class SpectralVolume:
 
     @classmethod
     def load(cls, path: str | Path, device="cpu") -> "SpectralVolume":
+        """Validated load: a clear ValueError naming the file for anything but a whole, finite GID volume."""
         from safetensors import safe_open
+
+        from ..sources.safetensors_header import read_header
 
         path = Path(path)
         try:
+            header = read_header(path)
+        except OSError as err:
+            raise ValueError(f"cannot read spectral volume {path.name}: {err}") from None
+        except ValueError as err:
+            raise ValueError(f"cannot read spectral volume {path.name}: {err}") from None
+        meta = header.metadata
+        if meta.get("format") != FORMAT_NAME:
+            raise ValueError(f"{path.name} is not a GID spectral volume file (format={meta.get('format')!r})")
+        parts = {key: header.tensors.get(key) for key in ("real", "imag")}
+        if None in parts.values() or set(header.tensors) != {"real", "imag"}:
+            raise ValueError(f"{path.name}: a spectral volume holds exactly the tensors real and imag, found "
+                             f"{', '.join(sorted(header.tensors)) or 'none'}")
+        shapes = {entry.shape for entry in parts.values()}
+        if len(shapes) != 1 or len(next(iter(shapes))) != 5 or next(iter(shapes))[2] != 2:
+            raise ValueError(f"{path.name}: real and imag must share one shape [B, K, 2, H, W], got "
+                             f"{' and '.join(str(list(e.shape)) for e in parts.values())}")
+        if any(entry.dtype not in ("F32", "F64") for entry in parts.values()):
+            raise ValueError(f"{path.name}: real and imag must be F32 or F64 tensors")
+        try:
+            fps, period = float(meta["fps"]), int(meta["period"])
+            user = json.loads(meta.get("user", "{}"))
+            if not isinstance(user, dict):
+                raise ValueError("user metadata is not an object")
+        except (KeyError, ValueError) as err:
+            raise ValueError(f"{path.name}: bad spectral volume metadata ({err})") from None
+        try:
             with safe_open(str(path), framework="pt", device="cpu") as f:
-                meta = f.metadata() or {}
-                if meta.get("format") != FORMAT_NAME:
-                    raise ValueError(f"{path.name} is not a GID spectral volume file (format={meta.get('format')!r})")
                 real, imag = f.get_tensor("real"), f.get_tensor("imag")
-        except ValueError:
-            raise
-        except Exception as err:  # safetensors reports truncation and garbage with its own error type
-            raise ValueError(f"cannot read spectral volume {path}: {err}") from err
-        coeffs = torch.complex(real, imag).to(device)
-        return cls(coeffs, fps=float(meta["fps"]), period=int(meta["period"]),
-                   metadata=json.loads(meta.get("user", "{}")))
+        except Exception as err:  # safetensors reports damage with its own error type
+            raise ValueError(f"cannot read spectral volume {path.name}: {err}") from err
+        for name, part in (("real", real), ("imag", imag)):
+            checks.finite_tensor(f"{path.name}: {name}", part)
+        try:
+            return cls(torch.complex(real, imag).to(device), fps=fps, period=period, metadata=user)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{path.name}: {err}") from None

@@ -230,8 +230,13 @@ def test_predict_shapes_seeds_batches_mask_and_intensity():
 
     with pytest.raises(InterruptedError):
         model.predict(images[:1], progress=cancel, sampling=fast)
-    with pytest.raises(ValueError, match="steps"):
-        model.with_sampling(steps=0)
+    with pytest.raises(ValueError, match="steps: -1 is out of range"):
+        model.with_options(steps=-1)
+    assert model.with_options(steps=0).sampling == model.sampling  # 0 = the checkpoint's default
+    assert model.with_options(steps=3, cfg=1.5).sampling.steps == 3
+    with pytest.raises(ValueError, match="preset: 'foliage' only applies to the built-in procedural prior"):
+        model.with_options(preset="foliage")
+    assert model.with_options(preset="auto").sampling == model.sampling  # the neutral value asks nothing
     with pytest.raises(ValueError, match="unknown options stepz"):
         model.predict(images, sampling={"stepz": 3})
 
@@ -265,7 +270,7 @@ def test_loop_guidance_runs_under_inference_mode_and_shrinks_the_loop_gap():
         model.vae.decoder = torch.nn.Upsample(scale_factor=2.0)  # a linear decoder keeps the test about guidance
         model.unet = GaussianPriorDenoiser(model.alphas_cumprod)
         plain = model.predict(image, seed=2, sampling=options)
-        guided = model.with_sampling(loop_guidance=200.0, **options).predict(image, seed=2)
+        guided = model.predict(image, seed=2, sampling={**options, "loop_guidance": 200.0})
 
     def gap(v):
         f = displacement_at(v, [1, 40])

@@ -12,9 +12,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ... import checks
 from ...spectral.motion import synthesis_basis
 from ...spectral.normalization import FrequencyNormalization
 from ...spectral.volume import DEFAULT_BINS, DEFAULT_FPS, DEFAULT_PERIOD, SpectralVolume
+from ..base import split_options, volume_bytes
+from ..safetensors_header import read_header
 from .diffusion import (NoiseSchedule, classifier_free_guidance, noise_from_v, sample_ddim, universal_guidance,
                         v_target)
 from .unet import MotionUNet, UNetConfig
@@ -22,6 +25,18 @@ from .vae import SliceVAE, VAEConfig
 
 MOTION_MODEL_FORMAT = "gid.motion_ldm"
 FORMAT_VERSION = "1"
+WEIGHT_DTYPES = ("F32", "F16", "BF16")
+
+# Sane limits of a checkpoint's config, checked before anything is built (the paper config: 160x256, U-Net 224
+# channels x (1, 2, 3, 4), VAE 128 x (1, 2, 4)); a file declaring more is refused, whatever its weights.
+CONFIG_LIMITS = {"size": checks.Range(1, 1024, whole=True), "num_bins": checks.Range(1, 64, whole=True),
+                 "period": checks.Range(1, 10000, whole=True), "channels": checks.Range(1, 512, whole=True),
+                 "channel_mult": checks.Range(1, 8, whole=True), "levels": checks.Range(1, 6, whole=True),
+                 "num_res_blocks": checks.Range(1, 8, whole=True), "heads": checks.Range(1, 64, whole=True),
+                 "latent_channels": checks.Range(1, 64, whole=True), "timesteps": checks.Range(1, 10000, whole=True)}
+# The sampling options a host may set per prediction (steps 0 = the checkpoint's default).
+SAMPLING_INPUTS = {"steps": checks.Range(0, 1000, whole=True), "cfg": checks.Range(0.0, 20.0),
+                   "loop_guidance": checks.Range(0.0, 100000.0)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +69,34 @@ class MotionLDMConfig:
             raise ValueError(f"period {self.period} is too short for {self.num_bins} bins")
         if not (self.latent_scale > 0 and math.isfinite(self.latent_scale)):
             raise ValueError(f"latent_scale must be a positive number, got {self.latent_scale}")
+        self.check_limits()
         return self
+
+    def check_limits(self) -> None:
+        limit = CONFIG_LIMITS
+        for name, value in (("height", self.height), ("width", self.width)):
+            limit["size"].check(f"config.{name}", value)
+        limit["num_bins"].check("config.num_bins", self.num_bins)
+        limit["period"].check("config.period", self.period)
+        limit["timesteps"].check("config.schedule.timesteps", self.schedule.timesteps)
+        for part, cfg in (("vae", self.vae), ("unet", self.unet)):
+            limit["channels"].check(f"config.{part}.channels", cfg.channels)
+            limit["levels"].check(f"config.{part}.channel_mult (levels)", len(cfg.channel_mult))
+            for m in cfg.channel_mult:
+                limit["channel_mult"].check(f"config.{part}.channel_mult", m)
+            limit["num_res_blocks"].check(f"config.{part}.num_res_blocks", cfg.num_res_blocks)
+            limit["latent_channels"].check(f"config.{part}.latent_channels", cfg.latent_channels)
+        limit["heads"].check("config.unet.frequency_heads", self.unet.frequency_heads)
+        checks.integer("config.unet.head_channels", self.unet.head_channels, minimum=1, maximum=self.unet.channels)
+        if any(level >= len(self.unet.channel_mult) for level in self.unet.attention_levels):
+            raise ValueError(f"config.unet.attention_levels: {list(self.unet.attention_levels)} names a level the "
+                             f"U-Net does not have (levels 0..{len(self.unet.channel_mult) - 1})")
+        checks.number("config.unet.dropout", self.unet.dropout, minimum=0.0, below=1.0)
+        checks.integer("config.vae.in_channels", self.vae.in_channels, minimum=4, maximum=4)
+        checks.integer("config.unet.picture_channels", self.unet.picture_channels, minimum=3, maximum=3)
+        schedule = self.schedule
+        checks.number("config.schedule.beta_start", schedule.beta_start, above=0.0, below=1.0)
+        checks.number("config.schedule.beta_end", schedule.beta_end, above=0.0, below=1.0)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -168,8 +210,8 @@ class GIDMotionModel(nn.Module):
 
     An nn.Module: `.to(device, dtype)` moves it (fp16/bf16 on GPU); host memory managers can wrap it whole.
     Sampling options live in `self.sampling` (a SamplingOptions, saved with the checkpoint as its defaults);
-    predict(..., sampling={...}) overrides them for one call, and with_sampling(**changes) gives a copy sharing
-    the weights.
+    with_options(steps=, cfg=, loop_guidance=) (the motion-source interface) gives a copy sharing the weights,
+    and predict(..., sampling={...}) overrides any SamplingOptions field for one call.
     """
 
     def __init__(self, config: MotionLDMConfig, normalization: FrequencyNormalization, name: str = "GID motion LDM"):
@@ -193,10 +235,25 @@ class GIDMotionModel(nn.Module):
     def dtype(self) -> torch.dtype:
         return next(self.parameters()).dtype
 
-    def with_sampling(self, **changes) -> "GIDMotionModel":
+    def with_options(self, **options) -> "GIDMotionModel":
+        """The motion-source options of a learned model: DDIM steps (0 = the checkpoint's default), classifier-free
+        guidance and loop guidance."""
+        own = split_options(self.name, options, SAMPLING_INPUTS)
+        changes = {name: SAMPLING_INPUTS[name].check(name, value) for name, value in own.items()}
+        if not changes.get("steps", 1):
+            del changes["steps"]
         other = copy.copy(self)  # shares the submodules, so the weights
         other.sampling = self.sampling.updated(changes)
         return other
+
+    def estimate_bytes(self, batch: int, height: int, width: int) -> int:
+        """Peak memory of predict beyond the weights: the U-Net's activations over the B*K slices at the latent
+        grid (a rough bound: a few dozen feature maps of the widest level alive at once), and the volume on the
+        picture's grid with the copies that resize, intensity and mask make."""
+        lh, lw = self.config.latent_size
+        widest = self.config.unet.channels * max(self.config.unet.channel_mult)
+        activations = batch * self.config.num_bins * widest * lh * lw * 4 * 8
+        return activations + 4 * volume_bytes(batch, self.config.num_bins, height, width)
 
     # ----- the pieces training and sampling share ----------------------------------------------------------
     def condition(self, image: torch.Tensor) -> torch.Tensor:
@@ -222,10 +279,7 @@ class GIDMotionModel(nn.Module):
 
     def denormalize_channels(self, normalized: torch.Tensor) -> torch.Tensor:
         """Differentiable inverse of the frequency-adaptive normalization, [B, 4K, H, W] -> pixel coefficients."""
-        probe = SpectralVolume(torch.zeros(1, self.config.num_bins, 2, 1, self.config.width, dtype=torch.complex64),
-                               fps=self.config.fps, period=self.config.period)
-        s = self.normalization.scales_for(probe).to(normalized.device, normalized.dtype).repeat_interleave(4)
-        return torch.sign(normalized) * normalized.pow(2) * s.view(1, -1, 1, 1)
+        return self.normalization.denormalize_channels(normalized, self.config.period, self.config.width)
 
     def noise_from_output(self, out: torch.Tensor, z: torch.Tensor, t: int) -> torch.Tensor:
         """The U-Net's output at noise level t as predicted noise eps (identity for an eps model)."""
@@ -322,13 +376,14 @@ class GIDMotionModel(nn.Module):
 
     @classmethod
     def load(cls, path: str | Path, device="cpu") -> "GIDMotionModel":
-        """Validated load: a clear ValueError for a file that is not a consistent GID motion model."""
+        """Validated load: a clear ValueError for a file that is not a consistent GID motion model. The config is
+        checked against sane limits and the model is built on the meta device, so the weights' shapes in the
+        header are compared with the shapes the config implies before any memory is allocated."""
         from safetensors import safe_open
 
-        from ..checkpoints import read_safetensors_metadata
-
         path = Path(path)
-        meta = read_safetensors_metadata(path)
+        header = read_header(path)
+        meta = header.metadata
         if meta.get("format") != MOTION_MODEL_FORMAT:
             raise ValueError(f"{path.name} is not a GID motion model (format={meta.get('format')!r})")
         if meta.get("version") != FORMAT_VERSION:
@@ -337,24 +392,36 @@ class GIDMotionModel(nn.Module):
         try:
             config = MotionLDMConfig.from_json(meta.get("config", ""))
             normalization = FrequencyNormalization.from_json(meta.get("normalization", ""))
+            for i, scale in enumerate(normalization.scales):
+                checks.number(f"normalization.scales[{i}]", scale, above=0.0)
             sampling = SamplingOptions(**json.loads(meta.get("sampling", "{}"))).check()
         except (ValueError, KeyError, TypeError) as err:
             raise ValueError(f"{path.name} has a bad model config: {err}") from None
-        model = cls(config, normalization, name=meta.get("name") or path.stem)
-        model.sampling = sampling
-        try:
-            with safe_open(str(path), framework="pt", device="cpu") as f:
-                tensors = {key: f.get_tensor(key) for key in f.keys()}
-        except Exception as err:  # safetensors reports damage with its own error types
-            raise ValueError(f"cannot read {path.name}: {err}") from None
-        expected = model.state_dict()
-        missing = sorted(set(expected) - set(tensors))
-        unexpected = sorted(set(tensors) - set(expected))
-        wrong = sorted(k for k in set(expected) & set(tensors) if expected[k].shape != tensors[k].shape)
+        with torch.device("meta"):
+            model = cls(config, normalization, name=meta.get("name") or path.stem)
+        expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
+        found = {key: entry.shape for key, entry in header.tensors.items()}
+        missing = sorted(set(expected) - set(found))
+        unexpected = sorted(set(found) - set(expected))
+        wrong = sorted(k for k in set(expected) & set(found) if expected[k] != found[k])
         if missing or unexpected or wrong:
             details = "; ".join(f"{label}: {', '.join(keys[:4])}{' ...' if len(keys) > 4 else ''}"
                                 for label, keys in (("missing", missing), ("unexpected", unexpected),
                                                     ("wrong shape", wrong)) if keys)
             raise ValueError(f"{path.name}: the weights do not match the model config in the file ({details})")
+        odd = sorted(k for k, entry in header.tensors.items() if entry.dtype not in WEIGHT_DTYPES)
+        if odd:
+            raise ValueError(f"{path.name}: weights must be floating point ({', '.join(WEIGHT_DTYPES)}); "
+                             f"{odd[0]} is {header.tensors[odd[0]].dtype}")
+        try:
+            with safe_open(str(path), framework="pt", device="cpu") as f:
+                tensors = {key: f.get_tensor(key) for key in f.keys()}
+        except Exception as err:  # safetensors reports damage with its own error types
+            raise ValueError(f"cannot read {path.name}: {err}") from None
+        for key, tensor in tensors.items():
+            checks.finite_tensor(f"{path.name}: weight {key}", tensor)
+        model = model.to_empty(device="cpu")
+        model.alphas_cumprod = config.schedule.alphas_cumprod()  # built on meta with the rest
         model.load_state_dict(tensors)
+        model.sampling = sampling
         return model.eval().to(device)
