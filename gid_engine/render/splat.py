@@ -39,12 +39,16 @@ def softmax_splat(features: torch.Tensor, flow: torch.Tensor, metric: torch.Tens
     chosen = pick_backend(checks.choice("backend", backend, BACKENDS), features, flow, metric)
     if chosen == "torch":
         return torch_softmax_splat(features, flow, metric)
-    n, _, h, w = flow.shape
-    z = metric.to(features.dtype).reshape(metric.shape[0], h, w)
-    zmax = z.amax(dim=(1, 2), keepdim=True)
-    exp_z = torch.exp(z - zmax) if bool(((zmax - z.amin(dim=(1, 2), keepdim=True)) <= SAFE_RANGE).all()) else None
+    z = metric.to(features.dtype).reshape(metric.shape[0], *flow.shape[-2:])
     kernel = cpu_kernel if chosen == "numba" else cuda_kernel
-    return kernel.softmax_splat(features, flow.to(features.dtype), z, exp_z)
+    return kernel.softmax_splat(features, flow.to(features.dtype), z, shifted_exp(z))
+
+
+def shifted_exp(z: torch.Tensor) -> torch.Tensor | None:
+    """exp(z - frame max) for metrics z [N, H, W] when every frame spans at most SAFE_RANGE, else None
+    (the kernels then shift by the largest metric among each target's contributors)."""
+    zmax = z.amax(dim=(1, 2), keepdim=True)
+    return torch.exp(z - zmax) if bool(((zmax - z.amin(dim=(1, 2), keepdim=True)) <= SAFE_RANGE).all()) else None
 
 
 def check_shapes(features: torch.Tensor, flow: torch.Tensor, metric: torch.Tensor) -> None:

@@ -45,6 +45,15 @@ if numba is not None:
         x0, y0 = np.floor(tx), np.floor(ty)
         return (int(y0) + 1) * row + int(x0) + 1, tx - x0, ty - y0
 
+    @njit(inline="always")
+    def _add(acc, t, c, weight, bilinear, features, y, x):  # pragma: no cover - compiled
+        cell = acc[t]
+        wt = acc.dtype.type(weight)  # float32 products for float32 canvases: no conversions per channel
+        for ch in range(c):
+            cell[ch] += wt * features[ch, y, x]
+        cell[c] += wt
+        cell[c + 1] += acc.dtype.type(bilinear)
+
     @njit(cache=True, nogil=True)
     def splat_frame(features, flow, metric, exp_z, per_target, acc, zmax):  # pragma: no cover - compiled
         """Splat one frame: features [C, H, W], flow [2, H, W], metric/exp_z [H, W] into `acc`, normalised.
@@ -81,20 +90,12 @@ if numba is not None:
                 else:
                     e = np.float64(exp_z[y, x])
                     w00, w01, w10, w11 = b00 * e, b01 * e, b10 * e, b11 * e
-                for ch in range(c):
-                    v = np.float64(features[ch, y, x])
-                    acc[t, ch] += w00 * v
-                    acc[t + 1, ch] += w01 * v
-                    acc[t + row, ch] += w10 * v
-                    acc[t + row + 1, ch] += w11 * v
-                acc[t, c] += w00
-                acc[t + 1, c] += w01
-                acc[t + row, c] += w10
-                acc[t + row + 1, c] += w11
-                acc[t, c + 1] += b00
-                acc[t + 1, c + 1] += b01
-                acc[t + row, c + 1] += b10
-                acc[t + row + 1, c + 1] += b11
+                # Positions and weights in float64 (exact sums of pixel and flow); accumulation in the
+                # canvas's precision, like the torch operator.
+                _add(acc, t, c, w00, b00, features, y, x)
+                _add(acc, t + 1, c, w01, b01, features, y, x)
+                _add(acc, t + row, c, w10, b10, features, y, x)
+                _add(acc, t + row + 1, c, w11, b11, features, y, x)
         own = np.empty(1, dtype=acc.dtype)  # a still pixel's own weight, rounded like the accumulator
         for y in range(h):
             for x in range(w):
@@ -145,3 +146,25 @@ def softmax_splat(features: torch.Tensor, flow: torch.Tensor, metric: torch.Tens
     _splat_frames(as_array(features, dtype), as_array(flow, dtype), z, z if per_target else as_array(exp_z, dtype),
                   per_target, out.numpy(), coverage.numpy())
     return out, coverage
+
+
+if numba is not None:
+    @njit(parallel=True, cache=True, nogil=True)
+    def _moving_extent(flow, still2):  # pragma: no cover - compiled
+        n = flow.shape[0]
+        extent = np.zeros(n)
+        for frame in prange(n):
+            f = np.int64(frame)
+            for y in range(flow.shape[2]):
+                for x in range(flow.shape[3]):
+                    fx, fy = flow[f, 0, y, x], flow[f, 1, y, x]
+                    if not fx * fx + fy * fy < still2:
+                        extent[f] = max(extent[f], abs(fx), abs(fy))
+        return extent.max() if n else 0.0
+
+
+def moving_extent(flow: torch.Tensor, still_below_px: float) -> float:
+    """Largest |x| or |y| displacement in flow [N, 2, H, W] among displacements not shorter than still_below_px."""
+    array = as_array(flow, flow.dtype)
+    use_torch_threads()
+    return float(_moving_extent(array, np.array(still_below_px ** 2, dtype=array.dtype)[()]))
