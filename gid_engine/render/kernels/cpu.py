@@ -46,13 +46,12 @@ if numba is not None:
         return (int(y0) + 1) * row + int(x0) + 1, tx - x0, ty - y0
 
     @njit(inline="always")
-    def _add(acc, t, c, weight, bilinear, features, y, x):  # pragma: no cover - compiled
-        cell = acc[t]
-        wt = acc.dtype.type(weight)  # float32 products for float32 canvases: no conversions per channel
+    def _add(flat, base, c, weight, bilinear, features, y, x):  # pragma: no cover - compiled
+        wt = flat.dtype.type(weight)  # float32 products for float32 canvases: no conversions per channel
         for ch in range(c):
-            cell[ch] += wt * features[ch, y, x]
-        cell[c] += wt
-        cell[c + 1] += acc.dtype.type(bilinear)
+            flat[base + ch] += wt * features[ch, y, x]
+        flat[base + c] += wt
+        flat[base + c + 1] += flat.dtype.type(bilinear)
 
     @njit(cache=True, nogil=True)
     def splat_frame(features, flow, metric, exp_z, per_target, acc, zmax):  # pragma: no cover - compiled
@@ -63,7 +62,8 @@ if numba is not None:
         the per-target shift, filled here when per_target (else exp_z = exp(metric - max) is used).
         """
         c, h, w = features.shape
-        row = w + 3
+        row, cells = w + 3, c + 2
+        flat = acc.reshape(acc.size)
         if per_target:  # the largest metric among each target's contributors (zero-weight corners excluded)
             for y in range(h):
                 for x in range(w):
@@ -92,10 +92,13 @@ if numba is not None:
                     w00, w01, w10, w11 = b00 * e, b01 * e, b10 * e, b11 * e
                 # Positions and weights in float64 (exact sums of pixel and flow); accumulation in the
                 # canvas's precision, like the torch operator.
-                _add(acc, t, c, w00, b00, features, y, x)
-                _add(acc, t + 1, c, w01, b01, features, y, x)
-                _add(acc, t + row, c, w10, b10, features, y, x)
-                _add(acc, t + row + 1, c, w11, b11, features, y, x)
+                if ax == 0 and ay == 0:  # lands exactly on a pixel (e.g. still): one corner
+                    _add(flat, t * cells, c, w00, b00, features, y, x)
+                    continue
+                _add(flat, t * cells, c, w00, b00, features, y, x)
+                _add(flat, (t + 1) * cells, c, w01, b01, features, y, x)
+                _add(flat, (t + row) * cells, c, w10, b10, features, y, x)
+                _add(flat, (t + row + 1) * cells, c, w11, b11, features, y, x)
         own = np.empty(1, dtype=acc.dtype)  # a still pixel's own weight, rounded like the accumulator
         for y in range(h):
             for x in range(w):
@@ -108,8 +111,9 @@ if numba is not None:
                         for ch in range(c):
                             acc[t, ch] = features[ch, y, x]
                         continue
+                inverse = acc.dtype.type(1) / den if den > 0 else acc.dtype.type(0)
                 for ch in range(c):
-                    acc[t, ch] = acc[t, ch] / den if den > 0 else 0
+                    acc[t, ch] *= inverse
 
     @njit(parallel=True, cache=True, nogil=True)
     def _splat_frames(features, flow, metric, exp_z, per_target, out, coverage):  # pragma: no cover - compiled
@@ -155,11 +159,18 @@ if numba is not None:
         extent = np.zeros(n)
         for frame in prange(n):
             f = np.int64(frame)
+            largest = 0.0
             for y in range(flow.shape[2]):
                 for x in range(flow.shape[3]):
-                    fx, fy = flow[f, 0, y, x], flow[f, 1, y, x]
-                    if not fx * fx + fy * fy < still2:
-                        extent[f] = max(extent[f], abs(fx), abs(fy))
+                    largest = max(largest, abs(flow[f, 0, y, x]), abs(flow[f, 1, y, x]))
+            if largest * largest < 2 * still2:  # a displacement this short may be snapped: look closer
+                largest = 0.0
+                for y in range(flow.shape[2]):
+                    for x in range(flow.shape[3]):
+                        fx, fy = flow[f, 0, y, x], flow[f, 1, y, x]
+                        if not fx * fx + fy * fy < still2:
+                            largest = max(largest, abs(fx), abs(fy))
+            extent[f] = largest
         return extent.max() if n else 0.0
 
 
