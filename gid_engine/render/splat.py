@@ -68,16 +68,18 @@ def pick_backend(backend: str, features: torch.Tensor, flow: torch.Tensor, metri
     tensors = (features, flow, metric)
     needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
     device = features.device.type
+    dtype = features.dtype
     runnable = {
         "torch": True,
-        "numba": device == "cpu" and cpu_kernel.available() and not needs_grad,
-        "triton": cuda_kernel.available(device) and not needs_grad,
+        "numba": (device == "cpu" and dtype in (torch.float32, torch.float64) and cpu_kernel.available()
+                  and not needs_grad),
+        "triton": dtype == torch.float32 and cuda_kernel.available(device) and not needs_grad,
     }
     if backend == "auto":
         return "numba" if runnable["numba"] else "triton" if runnable["triton"] and device == "cuda" else "torch"
     if not runnable[backend]:
         why = {"numba": cpu_kernel.IMPORT_ERROR, "triton": cuda_kernel.IMPORT_ERROR}.get(backend)
-        raise ValueError(f"backend: {backend!r} cannot run on {device} tensors"
+        raise ValueError(f"backend: {backend!r} cannot run on {device} {dtype} tensors"
                          + (" that need gradients" if needs_grad else "") + (f" ({why})" if why else ""))
     return backend
 

@@ -16,8 +16,9 @@ def _corners(flow_ptr, f, offs, mask, h, w, hw):
     fx = tl.load(flow_ptr + f * 2 * hw + offs, mask=mask, other=0.0)
     fy = tl.load(flow_ptr + f * 2 * hw + hw + offs, mask=mask, other=0.0)
     # Clamped into a one-pixel ring (the canvas has a spare row/column beyond it): no bounds tests needed.
-    tx = tl.minimum(tl.maximum(x + fx, -1.0), w.to(tl.float32))
-    ty = tl.minimum(tl.maximum(y + fy, -1.0), h.to(tl.float32))
+    # `* 1.0` rather than .to(): Triton passes sizes of 1 as compile-time constants (plain ints).
+    tx = tl.minimum(tl.maximum(x + fx, -1.0), w * 1.0)
+    ty = tl.minimum(tl.maximum(y + fy, -1.0), h * 1.0)
     x0 = tl.floor(tx)
     y0 = tl.floor(ty)
     top_left = (y0.to(tl.int32) + 1) * (w + 3) + (x0.to(tl.int32) + 1)
