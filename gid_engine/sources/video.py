@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
 
 import numpy as np
@@ -256,37 +255,23 @@ def track(gray: np.ndarray, reference: int, camera: str, progress: Progress | No
     reliable = np.ones((n, h, w), dtype=bool)
     camera_px = [0.0]
     previous = np.zeros((h, w, 2), dtype=np.float32)
-    # The backward flow (for the consistency check) does not depend on the forward chain: it runs in a
-    # second thread (OpenCV releases the GIL), one frame ahead, while this one computes the forward flow.
-    backward_thread = ThreadPoolExecutor(max_workers=1)
-
-    def start_backward(i: int):
+    for i in range(1, n):
         frame = match_gain(gray[reference + i], ref)
-        return frame, backward_thread.submit(backward_dis.calc, frame, ref, None)
-
-    upcoming = start_backward(1) if n > 1 else None
-    try:
-        for i in range(1, n):
-            frame, pending = upcoming
-            backward = pending.result()
-            if i + 1 < n:
-                upcoming = start_backward(i + 1)
-            # Warm start from the previous frame's direct flow (chained estimate), refined against the reference.
-            forward = forward_dis.calc(ref, frame, previous.copy())
-            mask = reliable_mask(forward, backward, ref, frame)
-            previous = forward
-            if camera != "keep":
-                background = fit_camera(forward, mask, camera)
-                if background is not None:
-                    camera_px.append(float(np.median(np.linalg.norm(background, axis=-1))))
-                    forward = forward - background
-                else:
-                    camera_px.append(float("nan"))
-            flows[i], reliable[i] = forward, mask
-            if progress is not None:
-                progress(i, n - 1)
-    finally:
-        backward_thread.shutdown(wait=True, cancel_futures=True)
+        # Warm start from the previous frame's direct flow (chained estimate), refined against the reference.
+        forward = forward_dis.calc(ref, frame, previous.copy())
+        backward = backward_dis.calc(frame, ref, None)
+        mask = reliable_mask(forward, backward, ref, frame)
+        previous = forward
+        if camera != "keep":
+            background = fit_camera(forward, mask, camera)
+            if background is not None:
+                camera_px.append(float(np.median(np.linalg.norm(background, axis=-1))))
+                forward = forward - background
+            else:
+                camera_px.append(float("nan"))
+        flows[i], reliable[i] = forward, mask
+        if progress is not None:
+            progress(i, n - 1)
     return flows, reliable, camera_px
 
 
