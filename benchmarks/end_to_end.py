@@ -23,7 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from comfy_host import ComfyHost, EventListener, default_host_dir, is_ui_workflow, workflow_to_api  # noqa: E402
+from comfy_host import (ComfyHost, EventListener, default_host_dir, describe_execution_error,  # noqa: E402
+                        is_ui_workflow, workflow_to_api)
 
 STAGES = {
     "prediction": ("LoadImage", "GID_LoadGIDModel", "GID_PredictSpectralVolume", "ImageToMask", "ThresholdMask",
@@ -71,6 +72,8 @@ def run_once(host: ComfyHost, prompt: dict, extra_data: dict, out_dir: Path) -> 
         done = time.perf_counter()
         listener.wait_finished(prompt_id, timeout=10)
         status = (entry.get("status") or {}).get("status_str")
+        if status != "success":
+            print(describe_execution_error(entry), file=sys.stderr)
         per_node = node_seconds(listener.arrivals, prompt_id, done)
     by_class = {}
     for node_id, seconds in per_node.items():

@@ -7,6 +7,9 @@ cpu_render.py builds the renderer's fused frame pipeline from the same pieces.
 """
 from __future__ import annotations
 
+import os
+import re
+
 import numpy as np
 import torch
 
@@ -29,10 +32,25 @@ def use_torch_threads() -> None:
     numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
 
 
+def module_cache_dir(module_name: str) -> str | None:
+    """Point numba's disk cache at a folder of this module's own (returns the setting to restore).
+
+    numba pickles the module's name with the cached code, and the same file is imported under different
+    names (gid_engine.render... in tests and the CLI, the pack's folder name inside ComfyUI); code cached
+    under one name fails to load under another, so each name keeps its own folder.
+    """
+    previous = numba.config.CACHE_DIR
+    base = previous or os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__")
+    numba.config.CACHE_DIR = os.path.join(base, "numba-" + re.sub(r"[^A-Za-z0-9_.-]", "_", module_name))
+    return previous
+
+
 def as_array(tensor: torch.Tensor, dtype: torch.dtype) -> np.ndarray:
     """A numpy view of a CPU tensor (a copy only when the dtype or layout has to change)."""
     return tensor.detach().to(dtype).contiguous().numpy()
 
+
+_previous_cache_dir = module_cache_dir(__name__) if numba is not None else None
 
 if numba is not None:
     @njit(inline="always")
@@ -172,6 +190,10 @@ if numba is not None:
                             largest = max(largest, abs(fx), abs(fy))
             extent[f] = largest
         return extent.max() if n else 0.0
+
+
+if numba is not None:
+    numba.config.CACHE_DIR = _previous_cache_dir
 
 
 def moving_extent(flow: torch.Tensor, still_below_px: float) -> float:

@@ -19,6 +19,8 @@ from .cpu import as_array
 if cpu.numba is not None:
     from numba import njit, prange
 
+    _previous_cache_dir = cpu.module_cache_dir(__name__)
+
     @njit(cache=True, nogil=True)
     def _pool(src, src_h, src_w, dst, dst_h, dst_w, premultiply):  # pragma: no cover - compiled
         """2x2 average (1 along an axis of size 1, edge windows clipped) of premultiplied colour and weight.
@@ -176,6 +178,10 @@ if cpu.numba is not None:
                         own = value * weight / max(weight, 1e-12)
                         up = _upsampled(coarse, hc, wc, y0, y1, ly, x0, x1, lx, ch) if top > 0 else 0.0
                         out[p, k, y, x, ch] = value * alpha + (own * trust + up * (1 - trust)) * (1 - alpha)
+
+
+if cpu.numba is not None:
+    cpu.numba.config.CACHE_DIR = _previous_cache_dir
 
 
 def pyramid_shapes(height: int, width: int) -> list[tuple[int, int]]:
