@@ -1,13 +1,19 @@
-"""Renderer speed: frames per second of the pack's renderer against two baselines on the same motion.
+"""Renderer speed: frames per second of the pack's renderer against baselines on the same motion.
 
-    python benchmarks/render.py [--sizes 512x288,1024x576,1920x1080] [--frames 32] [--compile] [--json]
+    python benchmarks/render.py [--sizes 512x288,1024x576,1920x1080] [--frames 32] [--threads 2]
+                                [--device cpu|cuda] [--compile] [--json]
 
-Baselines, measured in the same run on the same displacement fields:
-- cv2.remap: backward warping with the negated flow (what users of other tools get; no occlusion handling);
-- naive splat: a straightforward softmax splat, one boolean-compacted index_add_ per bilinear corner.
-"Renderer" is end to end: motion-texture synthesis, depth proxy, multi-scale splatting, sharpening and hole
-filling, frames written to an output tensor. "Operator" is the splatting operator alone on RGB.
-With --compile the operator is also timed through torch.compile (fused C++ on CPU, Triton on CUDA).
+Measured in the same run on the same displacement fields:
+- renderer: what Softmax Splat Render does (render_frames with SplatRenderer()): motion-texture synthesis,
+  depth proxy, splatting, hole filling, frames written to an output tensor; on CPU the fused numba
+  pipeline, on CUDA the Triton splatting kernel. renderer_torch: the same with backend="torch" (the
+  plain-torch fallback, what the pack did before the fused kernels).
+- operator: softmax_splat alone on RGB (fused kernel); operator_torch: its plain-torch fallback.
+- naive_splat: a straightforward softmax splat, one boolean-compacted index_add_ per bilinear corner;
+- cv2_remap: backward warping with the negated flow (no occlusion handling; always on CPU).
+With --compile the torch operator is also timed through torch.compile (fused C++ on CPU, Triton on CUDA).
+Each figure is the best of --repeats runs after a warm-up (kernel compilation is not timed), in wall-clock
+frames/s and in frames per CPU-second (all threads together; stable when the machine is shared).
 """
 from __future__ import annotations
 
@@ -27,21 +33,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from gid_engine.spectral.motion import MotionTexture  # noqa: E402
 from gid_engine.render.renderer import SplatRenderer, importance_metric, render_frames  # noqa: E402
 from gid_engine.spectral.volume import SpectralVolume  # noqa: E402
-from gid_engine.render.splat import softmax_splat  # noqa: E402
+from gid_engine.render.splat import pick_backend, softmax_splat, torch_softmax_splat  # noqa: E402
 
 
 def naive_softmax_splat(features, flow, metric):
     """Baseline: the definition with one compacting index_add_ per corner and a global max shift."""
     n, c, h, w = features.shape
-    gy, gx = torch.meshgrid(torch.arange(h, dtype=features.dtype), torch.arange(w, dtype=features.dtype), indexing="ij")
+    device = features.device
+    gy, gx = torch.meshgrid(torch.arange(h, dtype=features.dtype, device=device),
+                            torch.arange(w, dtype=features.dtype, device=device), indexing="ij")
     tx, ty = gx + flow[:, 0], gy + flow[:, 1]
     x0, y0 = torch.floor(tx), torch.floor(ty)
     fx, fy = tx - x0, ty - y0
     z = metric.expand(n, 1, h, w)[:, 0]
     weight_z = torch.exp(z - z.amax())
-    num = torch.zeros(n * h * w, c)
-    den = torch.zeros(n * h * w)
-    base = (torch.arange(n) * h * w).view(n, 1, 1)
+    num = torch.zeros(n * h * w, c, device=device)
+    den = torch.zeros(n * h * w, device=device)
+    base = (torch.arange(n, device=device) * h * w).view(n, 1, 1)
     feats = features.permute(0, 2, 3, 1)
     for dx, dy, b in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
         xs, ys = x0.long() + dx, y0.long() + dy
@@ -64,41 +72,59 @@ def test_motion(height: int, width: int, frames: int, seed: int = 0) -> MotionTe
     return MotionTexture.from_volume(volume, frames, 30.0)
 
 
-def timed(fn, repeats: int) -> float:
-    fn()  # warm-up (allocations, compilation)
-    best = math.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
+def timed(fn, repeats: int, device: str) -> float:
+    def run():
         fn()
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    run()  # warm-up (allocations, kernel compilation)
+    best, best_cpu = math.inf, math.inf
+    for _ in range(repeats):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        run()
         best = min(best, time.perf_counter() - start)
-    return best
+        best_cpu = min(best_cpu, time.process_time() - start_cpu)
+    return best, best_cpu
 
 
-def bench_size(height: int, width: int, frames: int, repeats: int, use_compile: bool) -> dict:
+def bench_size(height: int, width: int, frames: int, repeats: int, use_compile: bool, device: str) -> dict:
     picture = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(1))
-    motion = test_motion(height, width, frames)
-    fields = motion.fields(0, frames)[:, 0]  # [N, 2, H, W]
-    metric = importance_metric(motion)
-    rgb = picture.expand(frames, 3, height, width)
+    cpu_motion = test_motion(height, width, frames)
+    fields_cpu = cpu_motion.fields(0, frames)[:, 0]  # [N, 2, H, W]
     image_np = (picture[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
     gx, gy = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-    flows_np = fields.numpy()
+    flows_np = fields_cpu.numpy()
+    picture = picture.to(device)
+    motion = cpu_motion.replace(volume=cpu_motion.volume.to(device))
+    fields = fields_cpu.to(device)
+    metric = importance_metric(motion)
+    rgb = picture.expand(frames, 3, height, width)
 
     def remap():
         for f in flows_np:
             cv2.remap(image_np, gx - f[0], gy - f[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
+    def render(backend):
+        return lambda: render_frames(SplatRenderer(backend=backend), picture, motion, out_device=device)
+
     results = {
-        "renderer": timed(lambda: render_frames(SplatRenderer(), picture, motion), repeats),
-        "operator": timed(lambda: softmax_splat(rgb, fields, metric), repeats),
-        "naive_splat": timed(lambda: naive_softmax_splat(rgb, fields, metric), repeats),
-        "cv2_remap": timed(remap, repeats),
+        "renderer": timed(render("auto"), repeats, device),
+        "renderer_torch": timed(render("torch"), repeats, device),
+        "operator": timed(lambda: softmax_splat(picture, fields, metric), repeats, device),
+        "operator_torch": timed(lambda: softmax_splat(picture, fields, metric, backend="torch"), repeats, device),
+        "naive_splat": timed(lambda: naive_softmax_splat(rgb, fields, metric), repeats, device),
+        "cv2_remap": timed(remap, repeats, "cpu"),
     }
     if use_compile:
-        compiled = torch.compile(softmax_splat, dynamic=False)
-        results["operator_compiled"] = timed(lambda: compiled(rgb, fields, metric), repeats)
-    fps = {name: frames / seconds for name, seconds in results.items()}
-    return {"size": f"{width}x{height}", "frames": frames, "fps": fps,
+        compiled = torch.compile(torch_softmax_splat, dynamic=False)
+        results["operator_compiled"] = timed(lambda: compiled(picture, fields, metric), repeats, device)
+    fps = {name: frames / wall for name, (wall, _) in results.items()}
+    # Frames per second of CPU time (all threads together): what one core does; unlike wall-clock figures
+    # it barely changes when other processes compete for the cores.
+    cpu_fps = {name: frames / cpu for name, (_, cpu) in results.items()}
+    return {"size": f"{width}x{height}", "frames": frames, "fps": fps, "cpu_fps": cpu_fps,
+            "renderer_vs_torch_renderer": fps["renderer"] / fps["renderer_torch"],
             "renderer_vs_remap": fps["renderer"] / fps["cv2_remap"],
             "operator_vs_naive": fps["operator"] / fps["naive_splat"]}
 
@@ -109,21 +135,34 @@ def main(argv=None) -> int:
     parser.add_argument("--frames", type=int, default=32, help="frames per size (fewer are used above 1024 px)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--compile", action="store_true", help="also time the torch.compile'd operator")
+    parser.add_argument("--threads", type=int, default=None, help="torch/numba threads (default: torch's)")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch sees no CUDA device here")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    probe = torch.zeros(1, 1, 1, 1, device=args.device)
+    kernel = pick_backend("auto", probe, torch.zeros(1, 2, 1, 1, device=args.device), probe)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, "
+          f"splatting kernel: {kernel}")
     rows = []
     for size in args.sizes.split(","):
         width, height = (int(v) for v in size.lower().split("x"))
         frames = max(4, args.frames * 512 * 288 // (width * height)) if width * height > 600_000 else args.frames
-        rows.append(bench_size(height, width, frames, args.repeats, args.compile))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu")
-    names = list(rows[0]["fps"])
-    print(f"{'size':>10} {'frames':>6} " + " ".join(f"{n:>18}" for n in names) + "  renderer/remap  operator/naive")
-    for row in rows:
-        print(f"{row['size']:>10} {row['frames']:>6} " + " ".join(f"{row['fps'][n]:>14.1f} fps" for n in names)
-              + f"  {row['renderer_vs_remap']:>13.3f}  {row['operator_vs_naive']:>14.2f}")
+        rows.append(bench_size(height, width, frames, args.repeats, args.compile, args.device))
+        row = rows[-1]
+        if len(rows) == 1:
+            print(f"{'size':>10} {'frames':>6} " + " ".join(f"{n:>18}" for n in row["fps"])
+                  + "  renderer/torch  renderer/remap  operator/naive")
+        print(f"{row['size']:>10} {row['frames']:>6} " + " ".join(f"{v:>14.1f} fps" for v in row["fps"].values())
+              + f"  {row['renderer_vs_torch_renderer']:>14.2f}  {row['renderer_vs_remap']:>14.3f}"
+              f"  {row['operator_vs_naive']:>14.2f}", flush=True)
+        print(f"{'per CPU-s':>17} " + " ".join(f"{v:>14.1f} fps" for v in row["cpu_fps"].values()), flush=True)
     if args.json:
-        print(json.dumps({"threads": torch.get_num_threads(), "torch": torch.__version__, "results": rows}))
+        print(json.dumps({"threads": torch.get_num_threads(), "torch": torch.__version__, "device": args.device,
+                          "kernel": kernel, "results": rows}))
     return 0
 
 

@@ -6,13 +6,17 @@ picture itself; a learned feature-pyramid renderer plugs into the same interface
 """
 from __future__ import annotations
 
-from typing import Callable, Protocol
+import math
+from typing import Callable, Iterator, Protocol
 
 import torch
 import torch.nn.functional as F
 
+from .. import checks
 from ..spectral.motion import MotionTexture
-from .splat import softmax_splat
+from .kernels import cpu as cpu_kernel
+from .kernels import cpu_render
+from .splat import BACKENDS, shifted_exp, softmax_splat
 
 Progress = Callable[[int, int], None]
 
@@ -124,22 +128,33 @@ class SplatRenderer:
     coarse to fine. What no level covers is filled from its surroundings with a preference for the background.
     `sharpen` restores the bilinear footprint's blur to first order (steadier crispness over a loop).
     Defaults (one level, no sharpening) scored best in benchmarks/render_fidelity.py on real clips.
+    backend: "auto" runs those defaults as one fused pipeline per frame on CPU (kernels/cpu_render.py, when
+    numba is installed) and the Triton splatting kernel on CUDA; "torch" forces the plain-torch path (the
+    reference the fused one is tested against); "numba"/"triton" force that kernel (see softmax_splat).
     """
 
     name = "softmax splat (training-free)"
 
     def __init__(self, levels: int = 1, sharpen: bool = False, still_below_px: float = STILL_BELOW_PX,
-                 background_preference: float = BACKGROUND_PREFERENCE):
-        if levels < 1:
-            raise ValueError(f"levels must be at least 1, got {levels}")
-        self.levels = levels
+                 background_preference: float = BACKGROUND_PREFERENCE, backend: str = "auto"):
+        self.levels = checks.integer("levels", levels, minimum=1)
         self.sharpen = sharpen
         self.still_below_px = still_below_px
         self.background_preference = background_preference
+        self.backend = checks.choice("backend", backend, BACKENDS)
+
+    def fused(self, image: torch.Tensor, fields: torch.Tensor) -> bool:
+        """Whether render_chunk runs the fused CPU pipeline for these tensors."""
+        needs_grad = torch.is_grad_enabled() and (image.requires_grad or fields.requires_grad)
+        return (self.backend in ("auto", "numba") and self.levels == 1 and not self.sharpen and not needs_grad
+                and image.device.type == "cpu" and image.dtype in (torch.float32, torch.float64)
+                and cpu_kernel.available())
 
     def render_chunk(self, image: torch.Tensor, fields: torch.Tensor, metric: torch.Tensor) -> torch.Tensor:
         n, b, _, h, w = fields.shape
         flow = fields.reshape(n * b, 2, h, w)
+        if self.fused(image, fields):
+            return self._render_fused(image, flow, metric).permute(1, 0, 4, 2, 3)
         # Invisible sub-pixel drift would still resample (soften) the pixels; snapping it to zero keeps still
         # regions bit-identical to the picture in every frame, so nothing shimmers and frame 0 does not pop.
         flow = flow.masked_fill(flow.pow(2).sum(1, keepdim=True) < self.still_below_px ** 2, 0.0)
@@ -169,7 +184,7 @@ class SplatRenderer:
             if sharpen:
                 lv_features = torch.cat([lv_features.expand(lv_flow.shape[0], -1, -1, -1),
                                          footprint_variance(lv_flow)], dim=1)
-            splatted, coverage = softmax_splat(lv_features, lv_flow, lv_features[:, 3:4])
+            splatted, coverage = softmax_splat(lv_features, lv_flow, lv_features[:, 3:4], backend=self.backend)
             colour, depth = splatted[:, :3], splatted[:, 3:4]
             trust = BORDER_TRUST + (1 - BORDER_TRUST) * splatted[:, 4:5] if margin else None
             if sharpen:
@@ -184,14 +199,27 @@ class SplatRenderer:
             estimate = estimate[..., margin:margin + h, margin:margin + w]
         return estimate.reshape(n, b, 3, h, w)
 
+    def _render_fused(self, image: torch.Tensor, flow: torch.Tensor, metric: torch.Tensor) -> torch.Tensor:
+        """The default pipeline above in one kernel; frames [B, n, H, W, 3]."""
+        h, w = flow.shape[-2:]
+        margin = min(math.ceil(cpu_kernel.moving_extent(flow, self.still_below_px)) + 1, max(h, w))
+        pad = (margin, margin, margin, margin)
+        features = F.pad(torch.cat([image, metric.to(image.dtype)], dim=1), pad, mode="replicate")
+        features = torch.cat([features, F.pad(torch.ones_like(image[:, :1]), pad)], dim=1)
+        z = features[:, 3].contiguous()
+        return cpu_render.render_frames(features, z, shifted_exp(z), flow, margin, self.still_below_px,
+                                        BORDER_TRUST, self.background_preference)
 
-def render_frames(renderer: Renderer, image: torch.Tensor, motion: MotionTexture, *,
+
+def render_chunks(renderer: Renderer, image: torch.Tensor, motion: MotionTexture, *,
                   temperature: float = DEFAULT_TEMPERATURE, metric: torch.Tensor | None = None,
-                  progress: Progress | None = None, out_device: torch.device | str = "cpu") -> torch.Tensor:
-    """Render every frame of `motion` from `image` [B, 3, H, W]; returns [B, N, H, W, 3] on `out_device`.
+                  progress: Progress | None = None, out_device: torch.device | str = "cpu"
+                  ) -> Iterator[tuple[int, torch.Tensor]]:
+    """Render `motion` from `image` [B, 3, H, W] chunk by chunk: yields (first frame, frames [B, n, H, W, 3]).
 
-    `metric` overrides the depth proxy ([B, 1, H, W], larger = in front). Progress is reported after each
-    chunk as progress(frames done, total); an exception raised by it stops rendering (cancel).
+    For consumers that write frames away as they come (a video encoder): memory stays one chunk, whatever
+    the frame count. `metric` overrides the depth proxy ([B, 1, H, W], larger = in front). Progress is
+    reported after each chunk as progress(frames done, total); an exception raised by it stops rendering.
     """
     b, c, h, w = image.shape
     if c != 3:
@@ -204,11 +232,31 @@ def render_frames(renderer: Renderer, image: torch.Tensor, motion: MotionTexture
         metric = importance_metric(motion, temperature)
     metric = metric.to(device, image.dtype)
     total = motion.frame_count
-    out = torch.empty(b, total, h, w, 3, device=out_device, dtype=image.dtype)
     step = max(1, min(CHUNK_FRAMES, CHUNK_PIXELS // (b * h * w)))
     for start, fields in motion.chunks(step):
         frames = renderer.render_chunk(image, fields.to(device, image.dtype), metric)
-        out[:, start:start + frames.shape[0]] = frames.permute(1, 0, 3, 4, 2).to(out_device)
+        frames = frames.permute(1, 0, 3, 4, 2).to(out_device)
         if progress is not None:
-            progress(start + frames.shape[0], total)
+            progress(start + frames.shape[1], total)
+        yield start, frames
+
+
+def render_frames(renderer: Renderer, image: torch.Tensor, motion: MotionTexture, *,
+                  temperature: float = DEFAULT_TEMPERATURE, metric: torch.Tensor | None = None,
+                  progress: Progress | None = None, out_device: torch.device | str = "cpu",
+                  out: torch.Tensor | None = None) -> torch.Tensor:
+    """Render every frame of `motion` from `image` [B, 3, H, W]; returns [B, N, H, W, 3] on `out_device`.
+
+    `out` (optional, [B, N, H, W, 3]) receives the frames instead of a new tensor. See render_chunks for
+    `metric` and `progress` (cancel by raising from it).
+    """
+    b, _, h, w = image.shape
+    shape = (b, motion.frame_count, h, w, 3)
+    if out is None:
+        out = torch.empty(shape, device=out_device, dtype=image.dtype)
+    elif tuple(out.shape) != shape:
+        raise ValueError(f"out: expected a tensor of shape {shape}, got {tuple(out.shape)}")
+    for start, frames in render_chunks(renderer, image, motion, temperature=temperature, metric=metric,
+                                       progress=progress, out_device=out.device):
+        out[:, start:start + frames.shape[1]] = frames
     return out

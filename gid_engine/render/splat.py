@@ -1,14 +1,25 @@
-"""Softmax splatting (Niklaus & Liu 2020): the one forward-warping operator every renderer uses."""
+"""Softmax splatting (Niklaus & Liu 2020): the one forward-warping operator every renderer uses.
+
+`softmax_splat` is the operator; it runs a fused kernel where one is available (numba on CPU, Triton on
+CUDA, see kernels/) and the plain-torch implementation, `torch_softmax_splat`, everywhere else: when the
+kernel cannot be imported, for other devices, and whenever gradients are needed (the kernels do not
+differentiate). All backends compute the same thing, to float32 rounding.
+"""
 from __future__ import annotations
 
 import torch
 
+from .. import checks
+from .kernels import cpu as cpu_kernel
+from .kernels import cuda as cuda_kernel
+
 # exp(-SAFE_RANGE) times the smallest bilinear weight float32 resolves (~1e-7) stays far above float32's
 # smallest normal number, so within this range one shift per frame loses no contributor.
 SAFE_RANGE = 60.0
+BACKENDS = ("auto", "torch", "numba", "triton")
 
 
-def softmax_splat(features: torch.Tensor, flow: torch.Tensor, metric: torch.Tensor
+def softmax_splat(features: torch.Tensor, flow: torch.Tensor, metric: torch.Tensor, backend: str = "auto"
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward-warp `features` by `flow` with a bilinear footprint and softmax weights exp(metric).
 
@@ -21,14 +32,63 @@ def softmax_splat(features: torch.Tensor, flow: torch.Tensor, metric: torch.Tens
     Metrics of any size never overflow: exponents are shifted by the frame's maximum when its metrics span
     less than SAFE_RANGE, else by the largest metric among each target's contributors. A pixel that does not
     move and receives nothing else keeps its features bit for bit.
+    backend: "auto" (the fused kernel for the tensors' device when it can run, else torch), or one of
+    "torch", "numba" (CPU), "triton" (CUDA, or CPU under TRITON_INTERPRET=1) to force it.
     """
+    check_shapes(features, flow, metric)
+    chosen = pick_backend(checks.choice("backend", backend, BACKENDS), features, flow, metric)
+    if chosen == "torch":
+        return torch_softmax_splat(features, flow, metric)
+    z = metric.to(features.dtype).reshape(metric.shape[0], *flow.shape[-2:])
+    kernel = cpu_kernel if chosen == "numba" else cuda_kernel
+    return kernel.softmax_splat(features, flow.to(features.dtype), z, shifted_exp(z))
+
+
+def shifted_exp(z: torch.Tensor) -> torch.Tensor | None:
+    """exp(z - frame max) for metrics z [N, H, W] when every frame spans at most SAFE_RANGE, else None
+    (the kernels then shift by the largest metric among each target's contributors)."""
+    zmax = z.amax(dim=(1, 2), keepdim=True)
+    return torch.exp(z - zmax) if bool(((zmax - z.amin(dim=(1, 2), keepdim=True)) <= SAFE_RANGE).all()) else None
+
+
+def check_shapes(features: torch.Tensor, flow: torch.Tensor, metric: torch.Tensor) -> None:
+    if flow.ndim != 4 or features.ndim != 4:
+        raise ValueError(f"flow must be [N, 2, H, W] and features [N or 1, C, H, W] on the same grid; got flow "
+                         f"{tuple(flow.shape)} and features {tuple(features.shape)}")
     n, _, h, w = flow.shape
-    c = features.shape[1]
-    if flow.shape[1] != 2 or features.ndim != 4 or features.shape[0] not in (1, n) or features.shape[-2:] != (h, w):
+    if flow.shape[1] != 2 or features.shape[0] not in (1, n) or features.shape[-2:] != (h, w):
         raise ValueError(f"flow must be [N, 2, H, W] and features [N or 1, C, H, W] on the same grid; got flow "
                          f"{tuple(flow.shape)} and features {tuple(features.shape)}")
     if metric.shape not in ((n, 1, h, w), (1, 1, h, w)):
         raise ValueError(f"metric must be [N or 1, 1, H, W], got {tuple(metric.shape)}")
+
+
+def pick_backend(backend: str, features: torch.Tensor, flow: torch.Tensor, metric: torch.Tensor) -> str:
+    """The backend that runs: a forced one must be able to run on these tensors (else ValueError)."""
+    tensors = (features, flow, metric)
+    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+    device = features.device.type
+    dtype = features.dtype
+    runnable = {
+        "torch": True,
+        "numba": (device == "cpu" and dtype in (torch.float32, torch.float64) and cpu_kernel.available()
+                  and not needs_grad),
+        "triton": dtype == torch.float32 and cuda_kernel.available(device) and not needs_grad,
+    }
+    if backend == "auto":
+        return "numba" if runnable["numba"] else "triton" if runnable["triton"] and device == "cuda" else "torch"
+    if not runnable[backend]:
+        why = {"numba": cpu_kernel.IMPORT_ERROR, "triton": cuda_kernel.IMPORT_ERROR}.get(backend)
+        raise ValueError(f"backend: {backend!r} cannot run on {device} {dtype} tensors"
+                         + (" that need gradients" if needs_grad else "") + (f" ({why})" if why else ""))
+    return backend
+
+
+def torch_softmax_splat(features: torch.Tensor, flow: torch.Tensor, metric: torch.Tensor
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The plain-torch operator (differentiable, any device): the fallback and the kernels' reference."""
+    n, _, h, w = flow.shape
+    c = features.shape[1]
     dtype, device = features.dtype, features.device
     flow = flow.to(dtype)
     z = metric.to(dtype).reshape(metric.shape[0], h * w)

@@ -106,3 +106,98 @@ def test_progress_is_reported_and_can_cancel():
     finally:
         render.CHUNK_PIXELS = old
     assert seen == [(2, 10), (4, 10)]
+
+
+import pytest  # noqa: E402
+
+import gid_engine.render.renderer as render  # noqa: E402
+from gid_engine.render.kernels import cpu as cpu_kernel  # noqa: E402
+from gid_engine.render.renderer import render_chunks  # noqa: E402
+
+needs_numba = pytest.mark.skipif(not cpu_kernel.available(), reason=f"numba unavailable: {cpu_kernel.IMPORT_ERROR}")
+
+
+def wild_volume(h, w, amplitude_px, seed=0):
+    """Smooth random motion in every band (x and y), `amplitude_px` at its largest."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.randn(1, 16 * 4, 3, 4, generator=g)
+    fields = torch.nn.functional.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=True)
+    decay = torch.exp(-torch.arange(16) / 4.0).repeat_interleave(4).view(1, -1, 1, 1)
+    return SpectralVolume.from_channels(fields * decay * (150 / 2 * amplitude_px / 3))
+
+
+@needs_numba
+@pytest.mark.parametrize("case", ["breeze", "large_motion", "two_pictures", "odd_size", "one_pixel", "huge_metric",
+                                  "holes_in_some_frames"])
+def test_fused_renderer_matches_the_torch_renderer(case):
+    h, w, amplitude, batch = 24, 32, 2.0, 1
+    if case == "large_motion":
+        amplitude = 20.0  # most of the picture leaves the frame and comes back
+    if case == "odd_size":
+        h, w = 13, 7
+    if case == "one_pixel":
+        h, w = 1, 1
+    if case == "two_pictures":
+        batch = 2
+    volume = wild_volume(h, w, amplitude)
+    if batch > 1:
+        volume = SpectralVolume(torch.cat([volume.coeffs, wild_volume(h, w, amplitude, seed=1).coeffs]))
+    if case == "holes_in_some_frames":  # the motion only starts late in the clip: early frames have no holes
+        volume = moving_volume(h, w, 4.0)
+    motion = MotionTexture.from_volume(volume, 20, 30.0, anchored=case == "holes_in_some_frames")
+    image = torch.rand(batch, 3, h, w, generator=torch.Generator().manual_seed(5))
+    metric = importance_metric(motion) * (1e4 if case == "huge_metric" else 1)  # 1e4: the per-target shift
+    fused = render_frames(SplatRenderer(), image, motion, metric=metric)
+    exact = render_frames(SplatRenderer(backend="torch"), image.double(), motion, metric=metric)
+    plain = render_frames(SplatRenderer(backend="torch"), image, motion, metric=metric)
+    assert fused.dtype == torch.float32 and torch.isfinite(fused).all()
+    # The float32 torch renderer rounds target positions; the fused one is closer to the exact result.
+    assert (fused.double() - exact).abs().max() < 1e-5
+    assert (fused - plain).abs().max() < 1e-3
+
+
+@needs_numba
+def test_fused_renderer_keeps_still_pictures_bit_exact():
+    image = picture()
+    motion = MotionTexture.from_volume(moving_volume(), 8, 30.0, anchored=True, calm_start=True)
+    assert SplatRenderer().fused(image, motion.fields(0, 1)[:, :1])
+    frames = render_frames(SplatRenderer(), image, motion)
+    assert torch.equal(frames[0, 0], image[0].permute(1, 2, 0))
+    still = MotionTexture.from_volume(SpectralVolume(torch.zeros(1, 16, 2, 24, 32, dtype=torch.complex64)), 3, 30.0)
+    assert torch.equal(render_frames(SplatRenderer(), image, still)[0, 2], image[0].permute(1, 2, 0))
+
+
+def test_torch_path_runs_without_numba(monkeypatch):
+    image = picture(seed=3)
+    motion = MotionTexture.from_volume(moving_volume(), 6, 30.0)
+    want = render_frames(SplatRenderer(backend="torch"), image, motion)
+    monkeypatch.setattr(cpu_kernel, "numba", None)  # as if numba could not be imported
+    assert not SplatRenderer().fused(image, motion.fields(0, 1))
+    assert torch.equal(render_frames(SplatRenderer(), image, motion), want)
+
+
+def test_render_chunks_stream_what_render_frames_returns():
+    image = picture(seed=4)
+    motion = MotionTexture.from_volume(moving_volume(), 10, 30.0)
+    old = render.CHUNK_PIXELS
+    render.CHUNK_PIXELS = 24 * 32 * 3  # three frames a chunk
+    try:
+        chunks = list(render_chunks(SplatRenderer(), image, motion))
+        whole = render_frames(SplatRenderer(), image, motion)
+        out = torch.full((1, 10, 24, 32, 3), -1.0)
+        assert render_frames(SplatRenderer(), image, motion, out=out) is out
+    finally:
+        render.CHUNK_PIXELS = old
+    assert [start for start, _ in chunks] == [0, 3, 6, 9]
+    assert all(frames.shape == (1, min(3, 10 - start), 24, 32, 3) for start, frames in chunks)
+    assert torch.equal(torch.cat([frames for _, frames in chunks], dim=1), whole)
+    assert torch.equal(out, whole)
+    with pytest.raises(ValueError, match="out: expected a tensor of shape"):
+        render_frames(SplatRenderer(), image, motion, out=torch.empty(1, 9, 24, 32, 3))
+
+
+def test_renderer_options_are_checked():
+    with pytest.raises(ValueError, match="levels"):
+        SplatRenderer(levels=0)
+    with pytest.raises(ValueError, match="backend: unknown value 'fast'"):
+        SplatRenderer(backend="fast")
