@@ -4,6 +4,7 @@ from .motion_nodes import MotionTexture
 from .render_nodes import LoopVideo, SoftmaxSplatRender
 from .edit_nodes import EditSpectrum
 from .video_nodes import LoadSpectralVolume, SaveSpectralVolume, VideoToSpectralVolume
+from .save_nodes import SaveLoop
 
 NODES = [LoadGIDModel, PredictSpectralVolume, MotionTexture, SoftmaxSplatRender, LoopVideo,
-         VideoToSpectralVolume, SaveSpectralVolume, LoadSpectralVolume, EditSpectrum]
+         VideoToSpectralVolume, SaveSpectralVolume, LoadSpectralVolume, EditSpectrum, SaveLoop]

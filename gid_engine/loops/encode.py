@@ -37,6 +37,7 @@ DEFAULT_FORMAT = "mp4"
 # One quality scale for every format (what each value means per format: quality_setting()).
 DEFAULT_QUALITY = 90
 MIN_FRAMES = 2
+LOSSLESS_WEBM_QUALITY = 90
 # Browsers show GIF frame delays under 2 centiseconds as 10 centiseconds.
 GIF_MAX_FPS = 50.0
 
@@ -53,7 +54,8 @@ def quality_setting(format: str, quality: int) -> dict[str, int]:
         # qp 0 would switch x264 to its lossless profile, which browsers and phones do not play.
         return {"qp": max(1, round((100 - quality) * 0.4))}
     if format == "webm":
-        return {"crf": round((100 - quality) * 0.3)}
+        # 0 = lossless VP9 (browsers play it): the only VP9 setting that keeps still pixels still (see encode_yuv).
+        return {"q": 0 if quality >= LOSSLESS_WEBM_QUALITY else 1 + round((LOSSLESS_WEBM_QUALITY - quality) * 0.5)}
     if format == "webp":
         # 1 = lossless; larger steps quantise values (under a fixed dither) so the lossless coder packs more.
         return {"step": 1 + (100 - quality) // 3}

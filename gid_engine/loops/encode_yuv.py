@@ -47,12 +47,16 @@ def codec_options(format: str, setting: dict[str, int]) -> tuple[str, str, dict[
         ])
         return ("libx264", "mp4", {"qp": str(setting["qp"]), "preset": "medium", "x264-params": params},
                 {"movflags": "use_metadata_tags+faststart"})
-    # VP9: one key frame, a constant quantiser (crf with qmin = qmax), no hidden alt-ref frames (they re-code
-    # the picture on their own schedule, which shows as periodic pulses).
-    q = str(setting["crf"])
-    return ("libvpx-vp9", "webm", {"crf": q, "qmin": q, "qmax": q, "b": "0", "g": "1000000",
-                                   "keyint_min": "1000000", "auto-alt-ref": "0", "lag-in-frames": "0",
-                                   "deadline": "good", "cpu-used": "4", "row-mt": "1"}, {})
+    # VP9: one key frame, no hidden alt-ref frames (they re-code the picture on their own schedule, which shows
+    # as periodic pulses); lossless, or a constant quantiser (crf with qmin = qmax). VP9's transforms reach
+    # 32x32 pixels, so any lossy quantiser lets motion's coding noise reach still pixels far from it.
+    options = {"b": "0", "g": "1000000", "keyint_min": "1000000", "auto-alt-ref": "0", "lag-in-frames": "0",
+               "deadline": "good", "cpu-used": "4", "row-mt": "1"}
+    if setting["q"] == 0:
+        options["lossless"] = "1"
+    else:
+        options.update(crf=str(setting["q"]), qmin=str(setting["q"]), qmax=str(setting["q"]))
+    return "libvpx-vp9", "webm", options, {}
 
 
 class VideoCodecWriter:
