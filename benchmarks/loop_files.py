@@ -41,8 +41,20 @@ SHIPPED = {"dandelion": ROOT / "samples" / "dandelion.jpg",
 
 
 def generated_picture(name: str, height: int, width: int) -> torch.Tensor:
-    """[1, H, W, 3]: 'meadow' (sky gradient over thin, saturated stalks) or 'tiles' (hard-edged colour tiles)."""
+    """[1, H, W, 3]: 'meadow' (sky gradient over thin, saturated stalks), 'tiles' (hard-edged colour tiles) or
+    'soft' (blurred multi-scale noise in natural colours, photo-like detail)."""
     g = torch.Generator().manual_seed(7)
+    if name == "soft":
+        from gid_engine.imageops import gaussian_blur
+
+        # Fine detail in brightness, colour only in broad patches: how photographs are (and what 4:2:0 assumes).
+        luma = sum(gaussian_blur(torch.rand(1, 1, height, width, generator=g), sigma) * weight
+                   for sigma, weight in ((1.0, 0.6), (3.0, 1.5), (12.0, 3.0)))
+        tint = gaussian_blur(torch.rand(1, 3, height, width, generator=g), 24.0)
+        luma, tint = (luma - luma.mean()) / luma.std(), (tint - tint.mean()) / tint.std()
+        base = torch.tensor([0.35, 0.5, 0.3])[:, None, None]
+        picture = (base + 0.12 * luma[0] + 0.05 * tint[0] + 0.15 * torch.linspace(1, -1, height)[None, :, None])
+        return picture.permute(1, 2, 0).clamp(0, 1)[None]
     y = torch.linspace(0, 1, height)[:, None].expand(height, width)
     x = torch.linspace(0, 1, width)[None, :].expand(height, width)
     if name == "meadow":
@@ -107,7 +119,7 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=90)
     parser.add_argument("--fps", type=float, default=30.0)
     parser.add_argument("--formats", default=",".join(encode.FORMATS))
-    parser.add_argument("--pictures", default=",".join([*SHIPPED, "meadow", "tiles"]))
+    parser.add_argument("--pictures", default=",".join([*SHIPPED, "soft", "meadow", "tiles"]))
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     rows = []

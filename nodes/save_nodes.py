@@ -15,16 +15,20 @@ from .types import CATEGORY
 
 FORMAT_TOOLTIP = (
     "mp4: H.264 (yuv420p, fast start), plays everywhere: browsers, phones, social sites; the default. "
-    "webm: VP9, the smallest file that stays seamless; browsers (not every phone app). "
-    "webp: animated WebP, (near-)lossless: exact, but several times larger. "
+    "webm: VP9 (lossless at quality >= 90), browsers; about as large as mp4. "
+    "webp: animated WebP, near-lossless: the closest to the frames, about 2-3x the mp4's size. "
+    "mp4 and webm share colour between 2x2 pixels (4:2:0), which costs fine saturated detail "
+    "(the README lists what that allows per picture). "
     "gif: 256 colours, one palette for the whole loop and a fixed dither so nothing flickers; it loops "
-    "seamlessly but cannot keep photographs at 40 dB (about 33 dB), files are the largest, and at most 50 fps.")
+    "seamlessly and keeps still pixels still, but cannot reach 40 dB on photographs (about 33 dB), is the "
+    "largest, and plays at most 50 fps. README: 'Saving loops' has the measured sizes.")
 QUALITY_TOOLTIP = (
     "0..100. The default (90) keeps the loop seamless in the file: no jump at the wrap, no key-frame pulses, "
-    ">= 40 dB against the frames, still pixels still. mp4: quantiser qp = (100 - quality) * 0.4; webm: VP9 "
-    "constant quantiser (100 - quality) * 0.3; webp: 100 = lossless, lower = near-lossless (values on steps of "
-    "1 + (100 - quality) // 3). Lower values make smaller files whose codec noise can exceed the subtle motion. "
-    "gif ignores it.")
+    ">= 40 dB against the frames where 4:2:0 colour allows, still pixels still. mp4: quantiser "
+    "qp = (100 - quality) * 0.4 (at least 1); webm: lossless at >= 90, below a constant quantiser "
+    "1 + (90 - quality) / 2; webp: 100 = lossless, lower = near-lossless (values on steps of "
+    "1 + (100 - quality) // 3 under a fixed dither). Lower values make smaller files whose codec noise can "
+    "exceed GID's subtle motion (a visible pulse or jump). gif ignores it.")
 
 
 class SaveLoop(io.ComfyNode):
