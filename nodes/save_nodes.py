@@ -25,7 +25,7 @@ FORMAT_TOOLTIP = (
 QUALITY_TOOLTIP = (
     "0..100. The default (90) keeps the loop seamless in the file: no jump at the wrap, no key-frame pulses, "
     ">= 40 dB against the frames where 4:2:0 colour allows, still pixels still. mp4: quantiser "
-    "qp 1-2 at 90 and above, rising to 51 at 0; webm: lossless at >= 90, below a constant quantiser "
+    "qp 3 at 90 and above (lower quantisers measured worse), rising to 51 at 0; webm: lossless at >= 90, below a constant quantiser "
     "1 + (90 - quality) / 2; webp: 100 = lossless, lower = near-lossless (values on steps of "
     "1 + (100 - quality) // 3 under a fixed dither). Lower values make smaller files whose codec noise can "
     "exceed GID's subtle motion (a visible pulse or jump). gif ignores it.")

@@ -51,10 +51,10 @@ def quality_setting(format: str, quality: int) -> dict[str, int]:
     """The codec setting behind a quality value (0..100; higher = closer to the frames, larger files)."""
     quality = checks.integer("quality", quality, minimum=0, maximum=100)
     if format == "mp4":
-        # qp 0 would switch x264 to its lossless profile, which browsers and phones do not play. Down to the
-        # default the quantiser stays at 1-2, where the wrap stays an ordinary step (qp 4 already let a
-        # magnified loop jump 1.3x at the wrap); below it the size falls quickly (qp 51 at quality 0).
-        return {"qp": 1 + (100 - quality) // 10 if quality >= 90 else round(2 + (90 - quality) * 49 / 90)}
+        # qp 0 would switch x264 to its lossless profile, which browsers and phones do not play. From the default
+        # up the quantiser is 3: qp 4 let a magnified loop jump 1.3x at the wrap, qp 2 let still pixels next to
+        # motion change by 3 levels at 1024x576 (benchmarks/loop_files.py); below it the size falls (qp 51 at 0).
+        return {"qp": 3 if quality >= 90 else round(3 + (90 - quality) * 48 / 90)}
     if format == "webm":
         # 0 = lossless VP9 (browsers play it): the only VP9 setting that keeps still pixels still (see encode_yuv).
         return {"q": 0 if quality >= LOSSLESS_WEBM_QUALITY else 1 + round((LOSSLESS_WEBM_QUALITY - quality) * 0.5)}
