@@ -1,14 +1,86 @@
-"""Command line: python -m gid_engine animate PICTURE -o OUT.webp (same pipeline as the shipped workflow)."""
+"""Command line: python -m gid_engine animate PICTURE -o OUT.mp4 (same pipeline as the shipped workflow)."""
 from __future__ import annotations
 
 import argparse
 import sys
 import time
 
-from .loops.media import read_image, read_mask, write_animation
-from .pipeline import AnimateOptions, animate, default_device
+import torch
+import torch.nn.functional as F
+
+from .loops import encode
+from .loops.media import read_image, read_mask
+from .pipeline import AnimateOptions, animate_chunks, default_device
 from .render.learned import load_renderer
 from .sources.base import BUILTIN_SOURCES
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'WIDTHxHEIGHT' -> (height, width)."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 1024x576, got {text!r}") from None
+    if width < 8 or height < 8:
+        raise argparse.ArgumentTypeError(f"the size must be at least 8x8, got {text!r}")
+    return height, width
+
+
+class SeamTracker:
+    """Consecutive-step and wrap figures of a clip seen chunk by chunk (the report of loops.loop.seam_ratio)."""
+
+    def __init__(self):
+        self.steps: list[float] = []
+        self.first = self.last = None
+
+    def add(self, frames: torch.Tensor) -> None:
+        frames = frames.float()
+        joined = frames if self.last is None else torch.cat([self.last[None], frames])
+        self.steps += (joined[1:] - joined[:-1]).abs().flatten(1).mean(1).tolist()
+        self.first = frames[0] if self.first is None else self.first
+        self.last = frames[-1]
+
+    def ratio(self) -> float:
+        if len(self.steps) < 2:
+            return 0.0
+        median = float(torch.tensor(self.steps).median())
+        wrap = float((self.first - self.last).abs().mean())
+        return wrap / median if median > 0 else (0.0 if wrap == 0 else float("inf"))
+
+
+def animate_command(args, parser) -> int:
+    for name, value in (("frames", args.frames), ("fps", args.fps), ("speed", args.speed), ("intensity", args.intensity)):
+        if value <= 0 and not (name in ("speed", "intensity") and value == 0):
+            parser.error(f"--{name} must be positive, got {value}")
+    try:
+        encode.format_of(args.output)
+        encode.quality_setting("mp4", args.quality)
+    except ValueError as err:
+        parser.error(f"unsupported animation format or quality: {err}")
+    image = read_image(args.picture)
+    if args.size is not None and tuple(image.shape[1:3]) != args.size:
+        image = F.interpolate(image.permute(0, 3, 1, 2), size=args.size, mode="bilinear", align_corners=False,
+                              antialias=True).clamp(0, 1).permute(0, 2, 3, 1)
+    mask = read_mask(args.mask, size=tuple(image.shape[1:3])) if args.mask else None
+    options = AnimateOptions(frames=args.frames, fps=args.fps, seed=args.seed, intensity=args.intensity,
+                             speed=args.speed, source=args.source, start_on_picture=args.start_on_picture)
+    try:
+        renderer = load_renderer(args.renderer, device=default_device()) if args.renderer else None
+    except (ValueError, OSError) as err:
+        parser.error(f"--renderer: {err}")
+    started = time.perf_counter()
+    seam = SeamTracker()
+    # Rendered and encoded chunk by chunk: memory does not grow with the number of frames.
+    with encode.open_loop_writer(args.output, args.fps, quality=args.quality) as writer:
+        for chunk in animate_chunks(image, options, mask=mask, device=default_device(), renderer=renderer):
+            writer.write(chunk)
+            seam.add(chunk)
+            print(f"\rrendering and encoding {writer.frames_written}/{args.frames}", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    h, w = writer.size
+    print(f"wrote {writer.path} ({writer.frames_written} frames, {w}x{h}, {args.fps:g} fps, "
+          f"seam ratio {seam.ratio():.2f}, {time.perf_counter() - started:.1f} s)")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,9 +89,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("animate", help="turn a still picture into a seamless looping animation")
     p.add_argument("picture")
-    p.add_argument("-o", "--output", required=True, help="output file: .webp, .gif or .mp4")
+    p.add_argument("-o", "--output", required=True, help="output file: .mp4, .webm, .webp or .gif")
     p.add_argument("--frames", type=int, default=defaults.frames, help="frames in one loop")
     p.add_argument("--fps", type=float, default=defaults.fps)
+    p.add_argument("--quality", type=int, default=encode.DEFAULT_QUALITY,
+                   help="0..100, the Save Loop node's quality (the default keeps the loop seamless)")
+    p.add_argument("--size", type=parse_size, help="resize the picture first, WIDTHxHEIGHT (e.g. 1024x576)")
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--intensity", type=float, default=defaults.intensity, help="motion amplitude multiplier")
     p.add_argument("--speed", type=float, default=defaults.speed, help="time scale (0.5 = slow motion)")
@@ -28,29 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--source", default=defaults.source, choices=list(BUILTIN_SOURCES))
     p.add_argument("--renderer", help="learned renderer checkpoint (gid.renderer .safetensors; default: training-free)")
     args = parser.parse_args(argv)
-
-    image = read_image(args.picture)
-    mask = read_mask(args.mask, size=tuple(image.shape[1:3])) if args.mask else None
-    options = AnimateOptions(frames=args.frames, fps=args.fps, seed=args.seed, intensity=args.intensity,
-                             speed=args.speed, source=args.source, start_on_picture=args.start_on_picture)
-    for name, value in (("frames", args.frames), ("fps", args.fps), ("speed", args.speed), ("intensity", args.intensity)):
-        if value <= 0 and not (name in ("speed", "intensity") and value == 0):
-            parser.error(f"--{name} must be positive, got {value}")
-    started = time.perf_counter()
-
-    def progress(done: int, total: int) -> None:
-        print(f"\rrendering {done}/{total}", end="", file=sys.stderr, flush=True)
-
-    try:
-        renderer = load_renderer(args.renderer, device=default_device()) if args.renderer else None
-    except (ValueError, OSError) as err:
-        parser.error(f"--renderer: {err}")
-    frames, report = animate(image, options, mask=mask, device=default_device(), progress=progress, renderer=renderer)
-    print(file=sys.stderr)
-    path = write_animation(frames, args.output, args.fps)
-    print(f"wrote {path} ({frames.shape[0]} frames, {frames.shape[2]}x{frames.shape[1]}, {args.fps:g} fps, "
-          f"seam ratio {report['seam_ratio_after']:.2f}, {time.perf_counter() - started:.1f} s)")
-    return 0
+    if args.command == "animate":
+        return animate_command(args, parser)
+    return 2
 
 
 if __name__ == "__main__":

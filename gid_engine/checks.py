@@ -121,3 +121,17 @@ def choice(name: str, value, options) -> str:
     if value not in options:
         raise ValueError(f"{name}: unknown value {_shown(value)}; allowed: {', '.join(map(str, options))}")
     return value
+
+
+def relative_path(name: str, value) -> str:
+    """A relative path that stays inside its base folder: no absolute path, drive or `..` part."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name}: expected a file name prefix such as 'gid/loop', got {_shown(value)}")
+    parts = value.replace("\\", "/").split("/")
+    if value.startswith(("/", "\\", "~")) or (len(value) > 1 and value[1] == ":") or "\0" in value:
+        raise ValueError(f"{name}: {_shown(value)} is an absolute path; allowed: a path relative to the output "
+                         "folder, such as 'gid/loop'")
+    if ".." in parts:
+        raise ValueError(f"{name}: {_shown(value)} climbs out of the output folder with '..'; allowed: a path "
+                         "inside it, such as 'gid/loop'")
+    return value

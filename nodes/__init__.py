@@ -5,6 +5,7 @@ from .render_nodes import LoopVideo, SoftmaxSplatRender
 from .renderer_nodes import LoadGIDRenderer
 from .edit_nodes import EditSpectrum
 from .video_nodes import LoadSpectralVolume, SaveSpectralVolume, VideoToSpectralVolume
+from .save_nodes import SaveLoop
 
 NODES = [LoadGIDModel, PredictSpectralVolume, MotionTexture, SoftmaxSplatRender, LoopVideo,
-         VideoToSpectralVolume, SaveSpectralVolume, LoadSpectralVolume, EditSpectrum, LoadGIDRenderer]
+         VideoToSpectralVolume, SaveSpectralVolume, LoadSpectralVolume, EditSpectrum, LoadGIDRenderer, SaveLoop]

@@ -1,10 +1,12 @@
-"""Reading pictures and masks, writing animations (WebP, GIF via Pillow; MP4 via OpenCV)."""
+"""Reading pictures, masks and clips; writing animations (through loops/encode.py, which owns every format)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from . import encode
 
 
 def read_image(path: str | Path) -> torch.Tensor:
@@ -38,35 +40,12 @@ def read_mask(path: str | Path, size: tuple[int, int] | None = None) -> torch.Te
 
 def to_uint8(frames: torch.Tensor) -> np.ndarray:
     """[N, H, W, 3] float 0..1 -> uint8 array (rounded, saturating at the ends of the range)."""
-    return (frames.detach().float().cpu().clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
+    return encode.to_uint8(frames).cpu().numpy()
 
 
-def write_animation(frames: torch.Tensor, path: str | Path, fps: float, quality: int = 90) -> Path:
-    """Write [N, H, W, 3] frames as a looping .webp/.gif or an .mp4 (by suffix)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pixels = to_uint8(frames)
-    suffix = path.suffix.lower()
-    if suffix in (".webp", ".gif"):
-        from PIL import Image
-
-        images = [Image.fromarray(p) for p in pixels]
-        duration = max(1, round(1000 / fps))
-        extra = {"quality": quality, "method": 4} if suffix == ".webp" else {}
-        images[0].save(path, save_all=True, append_images=images[1:], duration=duration, loop=0, **extra)
-    elif suffix == ".mp4":
-        import cv2
-
-        h, w = pixels.shape[1:3]
-        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w, h))
-        if not writer.isOpened():
-            raise RuntimeError(f"OpenCV cannot write {path}")
-        for p in pixels:
-            writer.write(p[:, :, ::-1].copy())
-        writer.release()
-    else:
-        raise ValueError(f"unsupported animation format {suffix!r}: use .webp, .gif or .mp4")
-    return path
+def write_animation(frames: torch.Tensor, path: str | Path, fps: float, quality: int = encode.DEFAULT_QUALITY) -> Path:
+    """Write [N, H, W, 3] frames as a seamless looping .mp4/.webm/.webp/.gif (by suffix); see loops/encode.py."""
+    return encode.write_loop(frames, path, fps, quality=quality)
 
 
 def read_video(path: str | Path, max_frames: int = 0) -> tuple[torch.Tensor, float]:

@@ -39,14 +39,14 @@ window.gidTest = (() => {
       await app().queuePrompt(0, 1);
       return before;
     },
-    // The shipped graph made tiny and quick: a small picture, few frames, PNG frames saved instead of WebP/MP4
-    // (lossless, and no large animated preview of the core save nodes over the canvas).
+    // The shipped graph made tiny and quick: a small picture, few frames, PNG frames saved instead of the Save
+    // Loop files (lossless, and no large animated preview over the canvas).
     shrink({ picture, frames, seed }) {
       const graph = app().graph;
       this.setWidget("LoadImage", "image", picture);
       this.setWidget("GID_MotionTexture", "frames", frames);
       this.setWidget("GID_PredictSpectralVolume", "seed", seed);
-      for (const type of ["SaveAnimatedWEBP", "CreateVideo", "SaveVideo"]) node(type).mode = 2;
+      for (const saver of nodes("GID_SaveLoop")) saver.mode = 2;
       const loop = node("GID_LoopVideo");
       const save = window.LiteGraph.createNode("SaveImage");
       save.pos = [loop.pos[0], loop.pos[1] + 400];
