@@ -7,6 +7,7 @@ import time
 
 from .loops.media import read_image, read_mask, write_animation
 from .pipeline import AnimateOptions, animate, default_device
+from .dynamics import cli as dynamics_cli
 from .sources.base import BUILTIN_SOURCES
 
 
@@ -25,7 +26,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mask", help="picture of where motion is allowed (white = moves)")
     p.add_argument("--start-on-picture", action="store_true", help="make frame 0 exactly the input picture")
     p.add_argument("--source", default=defaults.source, choices=list(BUILTIN_SOURCES))
+    dynamics_cli.register(sub)
     args = parser.parse_args(argv)
+    if args.command == "poke":
+        return dynamics_cli.run(args)
 
     image = read_image(args.picture)
     mask = read_mask(args.mask, size=tuple(image.shape[1:3])) if args.mask else None
