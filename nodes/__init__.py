@@ -3,7 +3,9 @@ from .model_nodes import LoadGIDModel, PredictSpectralVolume
 from .motion_nodes import MotionTexture
 from .render_nodes import LoopVideo, SoftmaxSplatRender
 from .edit_nodes import EditSpectrum
+from .dynamics_nodes import InteractiveDynamics
 from .video_nodes import LoadSpectralVolume, SaveSpectralVolume, VideoToSpectralVolume
 
 NODES = [LoadGIDModel, PredictSpectralVolume, MotionTexture, SoftmaxSplatRender, LoopVideo,
-         VideoToSpectralVolume, SaveSpectralVolume, LoadSpectralVolume, EditSpectrum]
+         VideoToSpectralVolume, SaveSpectralVolume, LoadSpectralVolume, EditSpectrum,
+         InteractiveDynamics]
