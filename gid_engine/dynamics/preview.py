@@ -8,8 +8,9 @@ import torch.nn.functional as F
 
 from ..imageops import work_size
 from ..spectral.volume import SpectralVolume
+from .actions import DRAG_SECONDS
 from .modal import ModalBasis
-from .simulate import Controls, mode_frequencies
+from .simulate import Controls
 
 PREVIEW_LONG_SIDE = 64
 PREVIEW_MODES = 16  # the strongest real modes; enough for a faithful preview, ~100 KB of JSON
@@ -19,7 +20,9 @@ INT16_MAX = 32767
 def basis_preview(volume: SpectralVolume, controls: Controls, long_side: int = PREVIEW_LONG_SIDE,
                   modes: int = PREVIEW_MODES) -> dict:
     """JSON-able: the first picture's strongest mode shapes on a coarse grid (int16 + a scale per mode, base64,
-    layout [M, 2, h, w], pixels of the volume's grid), their frequencies and damping, and the pull regularisation."""
+    layout [M, 2, h, w], pixels of the volume's grid), their natural frequencies (rad/s, before stiffness), the
+    range of all modes' frequencies (for the Rayleigh fit), the pull regularisation and the run's controls. The
+    page re-derives damping and stiffness from the node's widgets, so changing them previews at once."""
     basis = ModalBasis.from_volume(volume.select(0))
     keep = basis.strongest(min(modes, basis.count))
     h, w = work_size(volume.height, volume.width, long_side)
@@ -28,12 +31,13 @@ def basis_preview(volume: SpectralVolume, controls: Controls, long_side: int = P
         shapes = F.interpolate(shapes, size=(h, w), mode="area" if h < volume.height else "bilinear")
     peak = shapes.abs().amax(dim=(1, 2, 3)).clamp(min=1e-12)
     quantised = torch.round(shapes / peak[:, None, None, None] * INT16_MAX).to(torch.int16).cpu().contiguous()
-    omegas, zetas = mode_frequencies(basis, controls)
     return {
         "width": volume.width, "height": volume.height, "grid_width": w, "grid_height": h,
-        "modes": len(keep), "omegas": [float(omegas[i]) for i in keep], "zetas": [float(zetas[i]) for i in keep],
+        "modes": len(keep), "omegas": [float(basis.omegas[i]) for i in keep],
+        "omega_range": [float(basis.omegas.min()), float(basis.omegas.max())],
         "scales": [float(s) / INT16_MAX for s in peak.cpu()],
         "lambda": float(basis.regularisation()[0]), "frames": controls.frames, "fps": controls.fps,
-        "strength": controls.strength,
+        "damping": controls.damping, "damping_model": controls.damping_model, "stiffness": controls.stiffness,
+        "strength": controls.strength, "drag_seconds": DRAG_SECONDS,
         "shapes_int16": base64.b64encode(quantised.numpy().astype("<i2").tobytes()).decode("ascii"),
     }

@@ -90,7 +90,8 @@ def test_pull_moves_the_picture_there_and_rings_down(comfy_host: ComfyHost, samp
     assert (payload["width"], payload["height"]) == (128, 72) and payload["modes"] == 16
     shapes = np.frombuffer(base64.b64decode(payload["shapes_int16"]), dtype="<i2")
     assert shapes.size == payload["modes"] * 2 * payload["grid_width"] * payload["grid_height"]
-    assert len(payload["omegas"]) == len(payload["zetas"]) == payload["modes"] and payload["lambda"] > 0
+    assert len(payload["omegas"]) == payload["modes"] and payload["lambda"] > 0
+    assert payload["omega_range"][0] == pytest.approx(2 * np.pi * 0.2) and payload["damping"] == 0.4
     assert payload["picture"]["type"] == "temp" and entry["outputs"]["dynamics"]["gid_motion"]
 
 
