@@ -23,7 +23,6 @@ import dataclasses
 import math
 
 import torch
-import torch.nn.functional as F
 
 from ..spectral.volume import SpectralVolume
 
@@ -32,46 +31,60 @@ REGULARISATION = 0.02
 
 @dataclasses.dataclass(frozen=True)
 class ModalBasis:
-    """Real mode shapes of one spectral volume: shapes [B, M, 2, H, W] (pixels per unit coordinate)."""
+    """The real modes of one spectral volume, read straight from its coefficients (nothing is copied, so a 4K
+    volume costs no extra memory): mode 2(k-1) is (2/period) Re S_k, mode 2(k-1)+1 is (2/period) Im S_k."""
 
-    shapes: torch.Tensor
+    volume: SpectralVolume
     omegas: torch.Tensor  # [M] rad/s, float64
     bins: tuple[int, ...]  # bin of each mode
     parts: tuple[str, ...]  # "re" or "im" of each mode
 
     @classmethod
     def from_volume(cls, volume: SpectralVolume) -> "ModalBasis":
-        scale = 2.0 / volume.period
-        bins = list(range(1, volume.num_bins))
-        coeffs = volume.coeffs[:, 1:]
-        real_dtype = torch.float64 if coeffs.dtype == torch.complex128 else torch.float32
-        shapes = torch.stack([coeffs.real, coeffs.imag], dim=2).to(real_dtype) * scale  # [B, K-1, 2, 2, H, W]
-        shapes = shapes.flatten(1, 2)
-        omegas = torch.tensor([2 * math.pi * k * volume.fps / volume.period for k in bins for _ in (0, 1)],
-                              dtype=torch.float64)
-        return cls(shapes, omegas, tuple(k for k in bins for _ in (0, 1)), ("re", "im") * len(bins))
+        bins = [k for k in range(1, volume.num_bins) for _ in (0, 1)]
+        omegas = torch.tensor([2 * math.pi * k * volume.fps / volume.period for k in bins], dtype=torch.float64)
+        return cls(volume, omegas, tuple(bins), ("re", "im") * (volume.num_bins - 1))
 
     @property
     def count(self) -> int:
-        return self.shapes.shape[1]
+        return len(self.bins)
+
+    @property
+    def scale(self) -> float:
+        return 2.0 / self.volume.period
+
+    def shapes(self, coeffs: torch.Tensor | None = None) -> torch.Tensor:
+        """Mode shapes [B, M, 2, ...] of `coeffs` (default: the volume's, [B, K, 2, H, W]) as real tensors."""
+        coeffs = self.volume.coeffs if coeffs is None else coeffs
+        parts = torch.stack([coeffs[:, 1:].real, coeffs[:, 1:].imag], dim=2)  # [B, K-1, re/im, 2, ...]
+        return parts.flatten(1, 2).to(torch.float64) * self.scale
 
     def at(self, point: tuple[float, float]) -> torch.Tensor:
-        """Mode shapes at the point (fractions of width and height), bilinear: [B, 2, M] float64."""
-        b, m, _, h, w = self.shapes.shape
-        grid = torch.tensor([[[[point[0] * 2 - 1, point[1] * 2 - 1]]]], dtype=self.shapes.dtype,
-                            device=self.shapes.device).expand(b, 1, 1, 2)
-        sampled = F.grid_sample(self.shapes.reshape(b, m * 2, h, w), grid, mode="bilinear",
-                                padding_mode="border", align_corners=False)
-        return sampled.reshape(b, m, 2).transpose(1, 2).to(torch.float64)
+        """Mode shapes at the point (fractions of width and height), bilinear with pixel centres at
+        (i + 0.5) / size and the border held: [B, 2, M] float64."""
+        h, w = self.volume.height, self.volume.width
+        x = min(max(point[0] * w - 0.5, 0.0), w - 1.0)
+        y = min(max(point[1] * h - 0.5, 0.0), h - 1.0)
+        x0, y0 = int(math.floor(x)), int(math.floor(y))
+        x1, y1 = min(x0 + 1, w - 1), min(y0 + 1, h - 1)
+        ax, ay = x - x0, y - y0
+        c = self.volume.coeffs
+        sampled = ((c[..., y0, x0] * (1 - ax) + c[..., y0, x1] * ax) * (1 - ay)
+                   + (c[..., y1, x0] * (1 - ax) + c[..., y1, x1] * ax) * ay)  # [B, K, 2]
+        return self.shapes(sampled.to(torch.complex128)).transpose(1, 2)
 
     def amplitude(self) -> torch.Tensor:
-        """Per-pixel motion amplitude sqrt(sum_m |phi_m|^2), [B, H, W]."""
-        return self.shapes.pow(2).sum(dim=(1, 2)).sqrt()
+        """Per-pixel motion amplitude sqrt(sum_m |phi_m|^2), [B, H, W] (accumulated bin by bin)."""
+        total = torch.zeros(self.volume.batch, self.volume.height, self.volume.width, device=self.volume.device)
+        for k in range(1, self.volume.num_bins):
+            total += self.volume.coeffs[:, k].abs().float().pow(2).sum(dim=1)
+        return total.sqrt() * self.scale
 
     def regularisation(self) -> torch.Tensor:
         """lambda per picture [B] (pixels): a fraction of the 95th-percentile motion amplitude."""
-        amp = self.amplitude().flatten(1).float()
-        return torch.quantile(amp, 0.95, dim=1).to(torch.float64) * REGULARISATION
+        amp = self.amplitude().flatten(1)
+        rank = max(1, math.ceil(0.95 * amp.shape[1]))
+        return amp.kthvalue(rank, dim=1).values.to(torch.float64) * REGULARISATION
 
     def solve(self, point: tuple[float, float], target: tuple[float, float]) -> torch.Tensor:
         """Modal coordinates [B, M] (float64) whose displacement at `point` is closest to `target` (pixels)."""
@@ -84,9 +97,12 @@ class ModalBasis:
 
     def displacement(self, coordinates: torch.Tensor) -> torch.Tensor:
         """Displacement field [B, 2, H, W] of modal coordinates [B, M]."""
-        return torch.einsum("bm,bmchw->bchw", coordinates.to(self.shapes.dtype), self.shapes)
+        return torch.einsum("bm,bmchw->bchw", coordinates.to(torch.float64), self.shapes())
 
     def strongest(self, count: int) -> list[int]:
         """Indices of the `count` modes with the most motion energy over the picture (all pictures)."""
-        energy = self.shapes.pow(2).sum(dim=(0, 2, 3, 4))
-        return sorted(torch.argsort(energy, descending=True)[:count].tolist())
+        energy = []
+        for k in range(1, self.volume.num_bins):
+            bin_k = self.volume.coeffs[:, k]
+            energy += [float(bin_k.real.float().pow(2).sum()), float(bin_k.imag.float().pow(2).sum())]
+        return sorted(torch.argsort(torch.tensor(energy), descending=True)[:count].tolist())

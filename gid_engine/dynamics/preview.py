@@ -4,7 +4,6 @@ from __future__ import annotations
 import base64
 
 import torch
-import torch.nn.functional as F
 
 from ..imageops import work_size
 from ..spectral.volume import SpectralVolume
@@ -26,9 +25,9 @@ def basis_preview(volume: SpectralVolume, controls: Controls, long_side: int = P
     basis = ModalBasis.from_volume(volume.select(0))
     keep = basis.strongest(min(modes, basis.count))
     h, w = work_size(volume.height, volume.width, long_side)
-    shapes = basis.shapes[0, keep].float()  # [M, 2, H, W]
-    if (h, w) != tuple(shapes.shape[-2:]):
-        shapes = F.interpolate(shapes, size=(h, w), mode="area" if h < volume.height else "bilinear")
+    small = volume.select(0).resize(h, w)  # resize scales vectors to the small grid: undo it, keep volume pixels
+    unscale = torch.tensor([volume.width / w, volume.height / h], dtype=torch.float64, device=volume.device)
+    shapes = (basis.shapes(small.coeffs)[0, keep] * unscale.view(1, 2, 1, 1)).float()  # [M, 2, h, w]
     peak = shapes.abs().amax(dim=(1, 2, 3)).clamp(min=1e-12)
     quantised = torch.round(shapes / peak[:, None, None, None] * INT16_MAX).to(torch.int16).cpu().contiguous()
     return {

@@ -110,7 +110,7 @@ def action_response(action: Action, basis: ModalBasis, controls: Controls, times
                     ) -> tuple[torch.Tensor, torch.Tensor]:
     """(coordinates, velocities) [N, B, M] of one action alone at `times` [N] seconds (superposition)."""
     omega, zeta = mode_frequencies(basis, controls)
-    device = basis.shapes.device
+    device = basis.volume.device
     omega, zeta, t = omega.to(device), zeta.to(device), times.to(device, torch.float64)[:, None, None]
     target = tuple(controls.strength * v for v in action.vector)
     amount = basis.solve(action.at, target)[None]  # [1, B, M]
