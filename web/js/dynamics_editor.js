@@ -119,7 +119,8 @@ export class DynamicsEditor {
     this.drag = null;
     this.playStart = null;
     this.coordinates = null; // per action [M] amounts, for the preview
-    this.stats = { frames: 0, drawMs: 0, rafFrames: 0, rafStart: 0 };
+    this.stats = { frames: 0, drawMs: 0, rafFrames: 0, rafStart: 0, tickMs: 0 };
+    this.infoShownAt = 0;
 
     this.root = document.createElement("div");
     this.root.className = "gid-dynamics-editor";
@@ -364,8 +365,9 @@ export class DynamicsEditor {
     const wasPlaying = this.playStart !== null;
     this.playStart = performance.now();
     this.stats.rafFrames = 0;
+    this.stats.tickMs = 0;
     this.stats.rafStart = this.playStart;
-    this.root.dataset.playing = "true";
+    if (this.root.dataset.playing !== "true") this.root.dataset.playing = "true";
     if (!wasPlaying) requestAnimationFrame(this.tick);
   }
 
@@ -382,16 +384,24 @@ export class DynamicsEditor {
       t = 0;
     }
     this.showTime = Math.min(t, duration);
-    this.stats.rafFrames += 1;
+    const started = performance.now();
     this.draw();
+    this.stats.rafFrames += 1;
+    this.stats.tickMs += performance.now() - started;
     requestAnimationFrame(this.tick);
   }
 
   draw() {
     const f = this.frame();
     const { actions, error } = this.readActions();
-    this.root.dataset.actions = error ? "invalid" : String(actions.length);
-    this.updateInfo(actions, error);
+    const count = error ? "invalid" : String(actions.length);
+    if (this.root.dataset.actions !== count) this.root.dataset.actions = count;
+    // While playing, the caption changes only twice a second: each DOM change costs a layout in the Vue renderer.
+    const now = performance.now();
+    if (this.playStart === null || now - this.infoShownAt > 500) {
+      this.infoShownAt = now;
+      this.updateInfo(actions, error);
+    }
     if (f.width < 2 || f.height < 2) return; // hidden (collapsed node, zoomed out): nothing to draw
     const ratio = window.devicePixelRatio || 1;
     if (this.canvas.width !== Math.round(f.width * ratio) || this.canvas.height !== Math.round(f.height * ratio)) {
