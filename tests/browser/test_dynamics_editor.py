@@ -106,6 +106,17 @@ def test_drag_writes_the_pull_previews_it_live_and_the_run_moves_there(gid_page:
     # the API-format prompt (what the Run button and saved API files carry) holds the same actions
     assert json.loads(gid_page.js("(id) => gidTest.promptInputs(id)", node_id)["actions"]) == actions
 
+    # The preview's own simulation puts the point where it was dragged, from its 16 modes at 64 px.
+    released = gid_page.js("""async (id) => {
+        const model = await import('/extensions/comfyui-gid/js/dynamics_model.js');
+        const e = window.comfyAPI.app.app.graph.getNodeById(id).gidDynamicsEditor;
+        const actions = JSON.parse(e.actionsWidget.value);
+        const x = e.coordinatesAt(0, actions, e.constants());
+        const [px, py] = model.sampleModes(e.basis, actions[0].at[0], actions[0].at[1]);
+        return [px.reduce((s, v, m) => s + v * x[m], 0), py.reduce((s, v, m) => s + v * x[m], 0)];
+    }""", node_id)
+    assert released == pytest.approx(actions[0]["pull"], rel=0.2, abs=0.2 * abs(actions[0]["pull"][0])), released
+
     # The live preview plays at once, before any run: measure its frame rate over two seconds.
     shots = set()
     for _ in range(6):
