@@ -162,6 +162,22 @@ def test_drag_writes_the_pull_previews_it_live_and_the_run_moves_there(gid_page:
     assert change[0] > 0.2 and change[-1] < change[0], change
     untouched = saved_frames(gid_page.host, first, save_id)
     assert max(float(np.abs(f - picture).max()) for f in untouched) == 0  # no action: the picture itself
+    # Alt+drag flicks instead (an impulse at the drag's length per quarter second); shift adds it to the pull.
+    gid_page.focus("GID_InteractiveDynamics")
+    keys = gid_page.page.keyboard
+    mouse.move(x0, y0)
+    keys.down("Shift")
+    keys.down("Alt")
+    mouse.down()
+    for step in range(1, 7):
+        mouse.move(x0, y0 - dx * step / 6)
+    mouse.up()
+    keys.up("Alt")
+    keys.up("Shift")
+    both = json.loads(editor_state(gid_page, node_id)["actions"])
+    assert [a["type"] for a in both] == ["pull", "impulse"] and both[0] == actions[0], both
+    assert both[1]["velocity"][1] == pytest.approx(-4 * DRAG * SIZE[0], rel=0.1) and abs(both[1]["velocity"][0]) < 4
+
     ours = [m for m in gid_page.console if m["type"] in ("error", "warning", "pageerror")
             and ("dynamics_editor" in m["url"] or "dynamics_editor" in m["text"] or "GID" in m["text"])]
     assert not ours, json.dumps(ours, indent=1)

@@ -10,7 +10,8 @@ import { viewURL } from "./media_widgets.js";
 const NODE_TYPE = "GID_InteractiveDynamics";
 const EDITOR_HEIGHT = 260;
 const PREVIEW_LONG_SIDE = 256; // the warp runs at this size at most, then is scaled to the node
-const HOLD_AFTER_S = 0.6; // pause on the settled picture before the preview plays again
+const HOLD_AFTER_S = 0.6;
+const FLICK_SECONDS = 0.25; // an alt+drag of L pixels flicks the point at L / FLICK_SECONDS pixels per second // pause on the settled picture before the preview plays again
 
 export class DynamicsEditor {
   constructor(node, actionsWidget) {
@@ -126,7 +127,7 @@ export class DynamicsEditor {
       if (p.fx < 0 || p.fx > 1 || p.fy < 0 || p.fy > 1) return;
       event.preventDefault();
       this.canvas.setPointerCapture?.(event.pointerId);
-      this.drag = { start: p, now: p, append: event.shiftKey };
+      this.drag = { start: p, now: p, append: event.shiftKey, flick: event.altKey };
       this.playStart = null;
       this.draw();
     } else if (type === "pointermove" && this.drag) {
@@ -138,7 +139,11 @@ export class DynamicsEditor {
       const pull = this.pullOf(drag);
       if (type === "pointerup" && Math.hypot(pull[0], pull[1]) > 0) {
         const { actions } = this.readActions();
-        const action = { type: "pull", at: [round(drag.start.fx, 4), round(drag.start.fy, 4)], pull, release_s: 0 };
+        const at = [round(drag.start.fx, 4), round(drag.start.fy, 4)];
+        // Alt+drag flicks: the point starts moving at the drag's length per FLICK_SECONDS.
+        const action = drag.flick
+          ? { type: "impulse", at, velocity: pull.map((v) => round(v / FLICK_SECONDS, 2)), time_s: 0 }
+          : { type: "pull", at, pull, release_s: 0 };
         // Shift adds a pull to the ones there; a plain drag replaces them (and a value being typed is replaced too).
         this.writeActions(drag.append && actions ? [...actions, action] : [action]);
       }
@@ -299,7 +304,7 @@ export class DynamicsEditor {
       return;
     }
     let x = null;
-    if (this.drag) {
+    if (this.drag && !this.drag.flick) {
       const pull = this.pullOf(this.drag);
       x = this.coordinatesAt(0, [{ type: "pull", at: [this.drag.start.fx, this.drag.start.fy], pull }], this.constants());
     } else if (this.playStart !== null) {
@@ -316,8 +321,10 @@ export class DynamicsEditor {
 
   drawArrows(ctx, f, actions) {
     const b = this.basis;
+    const vector = (a) => (a?.type === "impulse" && Array.isArray(a.velocity)
+      ? a.velocity.map((v) => v * FLICK_SECONDS) : a?.pull);
     const arrows = this.drag ? [{ at: [this.drag.start.fx, this.drag.start.fy], pull: this.pullOf(this.drag) }]
-      : actions.filter((a) => a?.type === "pull" && Array.isArray(a.at) && Array.isArray(a.pull));
+      : actions.filter((a) => Array.isArray(a?.at) && Array.isArray(vector(a))).map((a) => ({ at: a.at, pull: vector(a) }));
     ctx.strokeStyle = "rgba(255,200,60,0.95)";
     ctx.fillStyle = "rgba(255,200,60,0.95)";
     ctx.lineWidth = 2;
@@ -348,7 +355,7 @@ export class DynamicsEditor {
       return;
     }
     const ms = this.stats.frames ? this.stats.drawMs / this.stats.frames : 0;
-    this.info.textContent = `${actions.length} action(s) | drag to pull, shift+drag to add | ` +
+    this.info.textContent = `${actions.length} action(s) | drag to pull, alt+drag to flick, shift to add | ` +
       `preview ${this.warp.width}x${this.warp.height}, ${ms.toFixed(1)} ms per frame`;
   }
 }
