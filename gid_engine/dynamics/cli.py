@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from .. import checks
 from .actions import Action
@@ -59,13 +60,19 @@ def run(args) -> int:
         return 2
     started = time.perf_counter()
     device = default_device()
-    image = read_image(args.picture)
-    picture = image.permute(0, 3, 1, 2).to(device)
-    h, w = picture.shape[-2:]
-    if args.volume:
-        volume = SpectralVolume.load(args.volume, device=device).select(0).resize(h, w)
-    else:
-        volume = ProceduralPrior().predict(picture, seed=args.seed)
+    try:
+        image = read_image(args.picture)
+        picture = image.permute(0, 3, 1, 2).to(device)
+        h, w = picture.shape[-2:]
+        if args.volume:
+            if not Path(args.volume).is_file():
+                raise FileNotFoundError(f"--volume: no such file {args.volume}")
+            volume = SpectralVolume.load(args.volume, device=device).select(0).resize(h, w)
+        else:
+            volume = ProceduralPrior().predict(picture, seed=args.seed)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     motion = simulate(volume, [Action(kind, at, vector, 0.0)], controls)
 
     def progress(done: int, total: int) -> None:

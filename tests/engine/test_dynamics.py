@@ -271,3 +271,7 @@ def test_poke_cli_writes_the_ring_down_starting_at_the_release(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "gid_engine", "poke", str(picture), "-o", str(out), "--at",
                           "1.5,0.3", "--pull", "8,0"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "--at X: 1.5 is out of range" in bad.stderr
+    missing = subprocess.run([sys.executable, "-m", "gid_engine", "poke", str(picture), "-o", str(out), "--at",
+                              "0.5,0.5", "--pull", "8,0", "--volume", str(tmp_path / "none.safetensors")],
+                             cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "--volume: no such file" in missing.stderr
