@@ -45,7 +45,7 @@ def within(field: torch.Tensor, pull) -> tuple[bool, float, float]:
 
 
 def pull_accuracy(pictures, size, points: int) -> dict:
-    ours, projection, length_err, angle_err = [], [], [], []
+    ours, projection, length_err, angle_err, reach = [], [], [], [], []
     for path in pictures:
         picture = F.interpolate(read_image(path).permute(0, 3, 1, 2), size=(size[1], size[0]), mode="area")
         volume = ProceduralPrior().predict(picture, seed=0)
@@ -58,8 +58,11 @@ def pull_accuracy(pictures, size, points: int) -> dict:
             at = ((x + 0.5) / w, (y + 0.5) / h)
             phi = basis.at(at)[0]
             for pull in PULLS:
-                field = simulate(volume, [Action("pull", at, pull)], Controls(frames=1)).fields(0, 1)[0, 0, :, y, x]
+                whole = simulate(volume, [Action("pull", at, pull)], Controls(frames=1)).fields(0, 1)[0, 0]
+                field = whole[:, y, x]
                 ok, le, ae = within(field.double(), pull)
+                # How far the farthest-moving pixel goes, in pulls: pixels that sway more than p follow further.
+                reach.append(float(whole.norm(dim=0).max()) / math.hypot(*pull))
                 ours.append(ok)
                 length_err.append(le)
                 angle_err.append(ae)
@@ -71,7 +74,9 @@ def pull_accuracy(pictures, size, points: int) -> dict:
     return {"pulls": len(ours), "ours_within_share": float(np.mean(ours)),
             "projection_within_share": float(np.mean(projection)),
             "ours_median_length_error": float(np.median(length_err)),
-            "ours_median_angle_error_deg": float(np.median(angle_err))}
+            "ours_median_angle_error_deg": float(np.median(angle_err)),
+            "peak_displacement_over_pull_median": float(np.median(reach)),
+            "peak_displacement_over_pull_p95": float(np.percentile(reach, 95))}
 
 
 def random_volume(h=24, w=32, seed=0) -> SpectralVolume:
