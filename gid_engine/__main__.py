@@ -12,6 +12,7 @@ from .loops import encode
 from .loops.media import read_image, read_mask
 from .pipeline import AnimateOptions, animate_chunks, default_device
 from .render.learned import load_renderer
+from .dynamics import cli as dynamics_cli
 from .sources.base import BUILTIN_SOURCES
 
 
@@ -102,7 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--start-on-picture", action="store_true", help="make frame 0 exactly the input picture")
     p.add_argument("--source", default=defaults.source, choices=list(BUILTIN_SOURCES))
     p.add_argument("--renderer", help="learned renderer checkpoint (gid.renderer .safetensors; default: training-free)")
+    dynamics_cli.register(sub)
     args = parser.parse_args(argv)
+    if args.command == "poke":
+        return dynamics_cli.run(args)
     if args.command == "animate":
         return animate_command(args, parser)
     return 2

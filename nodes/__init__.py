@@ -4,8 +4,10 @@ from .motion_nodes import MotionTexture
 from .render_nodes import LoopVideo, SoftmaxSplatRender
 from .renderer_nodes import LoadGIDRenderer
 from .edit_nodes import EditSpectrum
+from .dynamics_nodes import InteractiveDynamics
 from .video_nodes import LoadSpectralVolume, SaveSpectralVolume, VideoToSpectralVolume
 from .save_nodes import SaveLoop
 
 NODES = [LoadGIDModel, PredictSpectralVolume, MotionTexture, SoftmaxSplatRender, LoopVideo,
-         VideoToSpectralVolume, SaveSpectralVolume, LoadSpectralVolume, EditSpectrum, LoadGIDRenderer, SaveLoop]
+         VideoToSpectralVolume, SaveSpectralVolume, LoadSpectralVolume, EditSpectrum, LoadGIDRenderer, SaveLoop,
+         InteractiveDynamics]

@@ -24,12 +24,12 @@ PREVIEW_MAX_SIDE = 512
 PREVIEW_MAX_FRAMES = 120
 
 
-def _preview_size(height: int, width: int) -> tuple[int, int]:
+def preview_size(height: int, width: int) -> tuple[int, int]:
     scale = min(1.0, PREVIEW_MAX_SIDE / max(height, width))
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def _shrunk(pictures: torch.Tensor, size: tuple[int, int], chunk: int = 8) -> torch.Tensor:
+def shrunk(pictures: torch.Tensor, size: tuple[int, int], chunk: int = 8) -> torch.Tensor:
     """[N, C, H, W] -> [N, C, h, w] with antialiasing (unchanged when already that size), a few pictures at a
     time so a strided view of large frames is never copied whole."""
     if tuple(pictures.shape[-2:]) == size:
@@ -38,7 +38,7 @@ def _shrunk(pictures: torch.Tensor, size: tuple[int, int], chunk: int = 8) -> to
                                     antialias=True) for i in range(0, pictures.shape[0], chunk)])
 
 
-def _save_temp(prefix: str, pictures: torch.Tensor, suffix: str, frame_ms: int | None = None) -> tuple[str, str]:
+def save_temp_pictures(prefix: str, pictures: torch.Tensor, suffix: str, frame_ms: int | None = None) -> tuple[str, str]:
     """Write [N, H, W, 3] pictures in 0..1 to a fresh temp file: one PNG, or (frame_ms given) an animated WebP
     without workflow metadata. Returns (file name, subfolder)."""
     h, w = pictures.shape[1:3]
@@ -60,15 +60,15 @@ def motion_overlay_ui(volume: SpectralVolume, image: torch.Tensor | None = None,
     """{"gid_motion": [one PNG per picture]}: amplitude heat map over the IMAGE [B, H, W, 3] (or alone)."""
     picture = None
     if image is not None:
-        h, w = _preview_size(image.shape[1], image.shape[2])
-        picture = _shrunk(image.permute(0, 3, 1, 2).to(volume.device, torch.float32), (h, w))
+        h, w = preview_size(image.shape[1], image.shape[2])
+        picture = shrunk(image.permute(0, 3, 1, 2).to(volume.device, torch.float32), (h, w))
     else:
-        h, w = _preview_size(volume.height, volume.width)
+        h, w = preview_size(volume.height, volume.width)
         volume = volume.resize(h, w)
     overlay, peak = motion_overlay(volume, picture, glyphs=glyphs)
     items = []
     for index in range(overlay.shape[0]):
-        filename, subfolder = _save_temp("gid_motion", overlay[index:index + 1].permute(0, 2, 3, 1), ".png")
+        filename, subfolder = save_temp_pictures("gid_motion", overlay[index:index + 1].permute(0, 2, 3, 1), ".png")
         items.append({"filename": filename, "subfolder": subfolder, "type": "temp",
                       "peak_px": round(float(peak[index]), 3)})
     return {"gid_motion": items}
@@ -81,10 +81,10 @@ def loop_preview_ui(frames: torch.Tensor, fps: float) -> dict:
         raise ValueError("frames: the preview needs at least one frame")
     stride = math.ceil(count / PREVIEW_MAX_FRAMES)
     shown = frames[::stride]
-    small = _shrunk(shown.permute(0, 3, 1, 2), _preview_size(frames.shape[1], frames.shape[2])).permute(0, 2, 3, 1)
+    small = shrunk(shown.permute(0, 3, 1, 2), preview_size(frames.shape[1], frames.shape[2])).permute(0, 2, 3, 1)
     # WebP stores whole milliseconds per frame: the rate the preview actually plays at.
     frame_ms = max(1, round(1000.0 * stride / fps))
-    filename, subfolder = _save_temp("gid_preview", small, ".webp", frame_ms)
+    filename, subfolder = save_temp_pictures("gid_preview", small, ".webp", frame_ms)
     return {"gid_preview": [{"filename": filename, "subfolder": subfolder, "type": "temp",
                              "fps": float(fps), "frame_count": int(count), "preview_frames": int(shown.shape[0]),
                              "preview_stride": int(stride), "played_fps": round(1000.0 * stride / frame_ms, 3)}]}

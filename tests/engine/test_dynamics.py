@@ -1,0 +1,277 @@
+"""Interactive dynamics: modal basis, exact per-mode simulation, actions JSON, motion texture and CLI."""
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gid_engine.dynamics import Action, Controls, DynamicsMotion, ModalBasis, parse_actions, simulate
+from gid_engine.dynamics.simulate import free_response, modal_energy, modal_state
+from gid_engine.loops.media import read_image
+from gid_engine.render.renderer import SplatRenderer, render_frames
+from gid_engine.sources.prior import ProceduralPrior
+from gid_engine.spectral.motion import MotionTexture
+from gid_engine.spectral.volume import SpectralVolume
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def random_volume(h=24, w=32, bins=16, seed=0, dtype=torch.complex128) -> SpectralVolume:
+    g = torch.Generator().manual_seed(seed)
+    coeffs = torch.randn(1, bins, 2, h, w, 2, generator=g, dtype=torch.float64)
+    coeffs = F.avg_pool2d(coeffs.permute(0, 1, 2, 5, 3, 4).reshape(1, -1, h, w), 5, 1, 2, count_include_pad=False)
+    coeffs = coeffs.reshape(1, bins, 2, 2, h, w).permute(0, 1, 2, 4, 5, 3).contiguous() * 150
+    return SpectralVolume(torch.view_as_complex(coeffs).to(dtype))
+
+
+def single_mode_volume(bin_index: int, h=8, w=8, amplitude_px=3.0) -> SpectralVolume:
+    coeffs = torch.zeros(1, 16, 2, h, w, dtype=torch.complex128)
+    coeffs[:, bin_index, 0] = amplitude_px * 150 / 2  # x moves amplitude_px at this bin
+    return SpectralVolume(coeffs)
+
+
+def prior_volume(path, size=(72, 128), seed=0):
+    picture = F.interpolate(read_image(path).permute(0, 3, 1, 2), size=size, mode="area")
+    return picture, ProceduralPrior().predict(picture, seed=seed)
+
+
+def released(motion) -> torch.Tensor:
+    return motion.fields(0, 1)[0, 0]  # [2, H, W]
+
+
+def test_no_action_gives_an_all_zero_texture():
+    motion = simulate(random_volume(), [], Controls(frames=10))
+    assert isinstance(motion, MotionTexture) and motion.frame_count == 10
+    assert torch.count_nonzero(motion.fields(0, 10)) == 0
+
+
+def test_masked_regions_never_move_and_a_pull_on_them_moves_nothing():
+    volume = random_volume()
+    coeffs = volume.coeffs.clone()
+    coeffs[..., :, :12] = 0  # the left part is frozen (as a mask or Edit Spectrum's freeze make it)
+    volume = volume.replace(coeffs=coeffs)
+    motion = simulate(volume, [Action("pull", (0.7, 0.5), (5.0, -3.0))], Controls(frames=30))
+    fields = motion.fields(0, 30)
+    assert torch.count_nonzero(fields[..., :12]) == 0
+    assert fields[..., 16:].abs().amax() > 1
+    still = simulate(volume, [Action("pull", (0.1, 0.5), (5.0, -3.0)), Action("impulse", (0.2, 0.3), (40.0, 0.0))],
+                     Controls(frames=30))
+    assert torch.count_nonzero(still.fields(0, 30)) == 0
+
+
+def test_linearity_doubling_and_superposition():
+    volume = random_volume(dtype=torch.complex64)
+    a = Action("pull", (0.4, 0.6), (4.0, 2.0), 0.3)
+    b = Action("impulse", (0.7, 0.2), (-30.0, 10.0), 0.5)
+    controls = Controls(frames=40, fps=24)
+    one = simulate(volume, [a], controls).fields(0, 40)
+    double = simulate(volume, [Action("pull", a.at, (8.0, 4.0), 0.3)], controls).fields(0, 40)
+    assert float((double - 2 * one).abs().max() / (2 * one).abs().max()) < 1e-4
+    stronger = simulate(volume, [a], Controls(frames=40, fps=24, strength=2.0)).fields(0, 40)
+    assert float((stronger - 2 * one).abs().max() / (2 * one).abs().max()) < 1e-4
+    both = simulate(volume, [a, b], controls).fields(0, 40)
+    other = simulate(volume, [b], controls).fields(0, 40)
+    assert float((both - one - other).abs().max() / both.abs().max()) < 1e-4
+
+
+def test_pulled_state_is_the_regularised_least_squares_solution():
+    volume = random_volume()
+    basis = ModalBasis.from_volume(volume)
+    point, target = (0.55, 0.45), (3.0, -2.0)
+    x = basis.solve(point, target)[0]
+    phi = basis.at(point)[0]
+    lam = float(basis.regularisation()[0])
+    # Normal equations of min |phi x - d|^2 + lam^2 |x|^2, and the same answer from lstsq on the stacked system.
+    d = torch.tensor(target, dtype=torch.float64)
+    assert torch.allclose(phi.T @ (phi @ x - d) + lam ** 2 * x, torch.zeros_like(x), atol=1e-9)
+    stacked = torch.cat([phi, lam * torch.eye(phi.shape[1], dtype=torch.float64)])
+    rhs = torch.cat([d, torch.zeros(phi.shape[1], dtype=torch.float64)])
+    assert torch.allclose(torch.linalg.lstsq(stacked, rhs.unsqueeze(1)).solution[:, 0], x, atol=1e-9)
+    # What the motion texture draws at release is exactly phi x, and it matches d closely here.
+    motion = simulate(volume, [Action("pull", point, target)], Controls(frames=1))
+    assert torch.allclose(basis.displacement(x[None])[0], released(motion), atol=1e-9)
+    drawn = phi @ x
+    assert float((drawn - d).norm() / d.norm()) < 0.02
+
+
+@pytest.mark.parametrize("name", ["dandelion.jpg", "gallery/autumn_meadow.jpg"])
+def test_pull_lands_where_the_user_put_it_on_real_pictures(name):
+    path = ROOT / "samples" / name
+    _, volume = prior_volume(path)
+    basis = ModalBasis.from_volume(volume)
+    amplitude = basis.amplitude()[0]
+    moving = torch.nonzero(amplitude > 0.2 * torch.quantile(amplitude.flatten(), 0.95))
+    picks = moving[torch.randint(len(moving), (25,), generator=torch.Generator().manual_seed(1))]
+    h, w = amplitude.shape
+    good = 0
+    for y, x in picks.tolist():
+        for pull in ((10.0, 0.0), (0.0, -10.0), (7.0, 7.0)):
+            field = released(simulate(volume, [Action("pull", ((x + 0.5) / w, (y + 0.5) / h), pull)],
+                                      Controls(frames=1)))[:, y, x]
+            length = float(field.norm()) / math.hypot(*pull)
+            angle = math.degrees(math.atan2(field[1], field[0]) - math.atan2(pull[1], pull[0]))
+            good += abs(length - 1) < 0.2 and abs((angle + 180) % 360 - 180) < 15
+    assert good >= 0.95 * len(picks) * 3
+
+
+def test_free_response_solves_the_oscillator_for_every_damping_regime():
+    omega = torch.tensor(2 * math.pi * 1.3)
+    t = torch.linspace(0, 3, 3001, dtype=torch.float64)
+    h = float(t[1] - t[0])
+    for zeta in (0.0, 0.05, 0.5, 1.0, 1.0 + 1e-7, 2.5):
+        x, v = free_response(omega, torch.tensor(zeta), t, torch.tensor(1.5), torch.tensor(-2.0))
+        assert abs(float(x[0]) - 1.5) < 1e-12 and abs(float(v[0]) + 2.0) < 1e-12
+        assert torch.allclose((x[2:] - x[:-2]) / (2 * h), v[1:-1], atol=1e-3 * float(v.abs().max()) + 1e-6)
+        acc = (x[2:] - 2 * x[1:-1] + x[:-2]) / h ** 2
+        residual = acc + 2 * zeta * omega * v[1:-1] + omega ** 2 * x[1:-1]
+        assert float(residual.abs().max()) < 1e-3 * float((omega ** 2 * x).abs().max())
+
+
+@pytest.mark.parametrize("model", ["per_mode", "rayleigh"])
+def test_ring_down_decays_at_the_chosen_damping_rate(model):
+    volume = single_mode_volume(5)
+    controls = Controls(frames=300, fps=60, damping=0.08, damping_model=model)
+    basis, x, _ = modal_state(volume, [Action("pull", (0.5, 0.5), (2.0, 0.0))], controls,
+                              torch.arange(300, dtype=torch.float64) / 60)
+    from gid_engine.dynamics.simulate import mode_frequencies
+    omega, zeta = mode_frequencies(basis, controls)
+    mode = int(torch.argmax(x[0, 0].abs()))
+    expected = float(zeta[mode] * omega[mode])
+    track = released(simulate(volume, [Action("pull", (0.5, 0.5), (2.0, 0.0))], controls))  # frame 0
+    fields = simulate(volume, [Action("pull", (0.5, 0.5), (2.0, 0.0))], controls).fields(0, 300)[:, 0, 0, 4, 4]
+    assert abs(float(fields[0]) - float(track[0, 4, 4])) < 1e-9
+    # Envelope: the peaks of |x(t)|; fit log(peak) = a - rate t.
+    signal = fields.abs().numpy()
+    peaks = [i for i in range(1, len(signal) - 1) if signal[i] >= signal[i - 1] and signal[i] >= signal[i + 1]]
+    times = np.array(peaks) / 60.0
+    rate = -np.polyfit(times, np.log(signal[peaks]), 1)[0]
+    assert abs(rate / expected - 1) < 0.10, (rate, expected)
+
+
+def test_rayleigh_damping_lets_higher_modes_die_out_faster():
+    coeffs = torch.zeros(1, 16, 2, 4, 4, dtype=torch.complex128)
+    coeffs[:, 2, 0] = 200.0
+    coeffs[:, 12, 1] = 200.0
+    controls = Controls(frames=240, fps=60, damping=0.1, damping_model="rayleigh")
+    volume = SpectralVolume(coeffs)
+    fields = simulate(volume, [Action("pull", (0.5, 0.5), (1.0, 1.0))], controls).fields(0, 240)[:, 0, :, 2, 2]
+    low, high = fields[:, 0].abs(), fields[:, 1].abs()
+    assert float(high[120:].max() / high[:30].max()) < 0.5 * float(low[120:].max() / low[:30].max())
+
+
+@pytest.mark.parametrize("fps", [5, 12, 30, 60, 120])
+@pytest.mark.parametrize("stiffness", [0.25, 1.0, 4.0])
+def test_energy_never_grows_for_any_fps_and_stiffness(fps, stiffness):
+    volume = random_volume(h=12, w=16)
+    for damping in (0.0, 0.2, 1.5):
+        controls = Controls(frames=int(fps * 4), fps=fps, damping=damping, stiffness=stiffness)
+        times = torch.arange(controls.frames, dtype=torch.float64) / fps
+        actions = [Action("pull", (0.5, 0.5), (4.0, 1.0)), Action("impulse", (0.3, 0.6), (20.0, 5.0))]
+        basis, x, v = modal_state(volume, actions, controls, times)
+        energy = modal_energy(basis, controls, x, v)[:, 0]
+        assert bool(torch.isfinite(energy).all())
+        assert bool((energy[1:] <= energy[:-1] * (1 + 1e-9) + 1e-12).all())
+        if damping == 0:
+            assert float(energy.max() / energy.min()) < 1 + 1e-9  # no damping: energy is kept exactly
+
+
+def test_the_motion_is_the_same_at_any_frame_rate():
+    volume = random_volume(h=8, w=8)
+    action = [Action("pull", (0.5, 0.5), (3.0, 0.0))]
+    slow = simulate(volume, action, Controls(frames=11, fps=5, stiffness=4)).fields(10, 11)   # t = 2 s
+    fast = simulate(volume, action, Controls(frames=241, fps=120, stiffness=4)).fields(240, 241)
+    assert torch.allclose(slow, fast, atol=1e-9)
+
+
+def test_impulse_starts_still_and_moves_the_point_with_its_velocity():
+    volume = random_volume()
+    basis = ModalBasis.from_volume(volume)
+    hit = Action("impulse", (0.5, 0.5), (30.0, -12.0), time_s=0.25)
+    controls = Controls(frames=100, fps=100)
+    times = torch.arange(100, dtype=torch.float64) / 100
+    _, x, v = modal_state(volume, [hit], controls, times)
+    assert torch.count_nonzero(x[:25]) == 0
+    velocity_at_point = basis.at(hit.at)[0] @ v[25, 0]
+    assert torch.allclose(velocity_at_point, torch.tensor([30.0, -12.0], dtype=torch.float64), rtol=0.02, atol=0.3)
+    assert x[26:].abs().max() > 0
+
+
+def test_a_late_release_is_dragged_in_smoothly_then_let_go():
+    volume = random_volume()
+    pull = Action("pull", (0.5, 0.5), (4.0, 0.0), 1.0)
+    fields = simulate(volume, [pull], Controls(frames=60, fps=30)).fields(0, 60)
+    peak = fields.abs().amax(dim=(1, 2, 3, 4))
+    assert float(peak[0]) == 0.0 and float(peak[15]) == 0.0  # drag starts DRAG_SECONDS before the release
+    assert float(peak[30]) == pytest.approx(float(peak.max()), rel=0.05)
+
+
+def test_the_renderer_draws_it_unchanged_and_resizing_keeps_the_motion():
+    picture, volume = prior_volume(ROOT / "samples" / "dandelion.jpg", size=(36, 64))
+    motion = simulate(volume, [Action("pull", (0.5, 0.3), (6.0, 0.0))], Controls(frames=12, fps=12))
+    assert isinstance(motion, DynamicsMotion)
+    frames = render_frames(SplatRenderer(), picture, motion)
+    assert frames.shape == (1, 12, 36, 64, 3)
+    assert float((frames[0, 0] - picture[0].permute(1, 2, 0)).abs().max()) > 0.05
+    bigger = motion.replace(volume=volume.resize(72, 128))
+    assert torch.allclose(bigger.fields(0, 1)[0, 0, :, ::2, ::2].abs().max(), 2 * released(motion).abs().max(),
+                          rtol=0.3)
+
+
+def test_actions_json_is_validated_with_the_offending_entry_named():
+    good = parse_actions('[{"type": "pull", "at": [0.5, 0.25], "pull": [10, -3], "release_s": 0.5},'
+                         ' {"type": "impulse", "at": [1, 0], "velocity": [0, 40]}]')
+    assert good == [Action("pull", (0.5, 0.25), (10.0, -3.0), 0.5), Action("impulse", (1.0, 0.0), (0.0, 40.0), 0.0)]
+    assert parse_actions("[]") == [] and parse_actions("") == []
+    bad = {
+        '[{"type": "pull", "at": [1.2, 0.5], "pull": [1, 0]}]': "actions[0].at[0]: 1.2 is out of range",
+        '[{"type": "pull", "at": [0.5, 0.5], "pull": [NaN, 0]}]': "actions[0].pull[0]: expected a finite number",
+        '[{"type": "pull", "at": [0.5, 0.5], "pull": [1, 0], "force": 3}]': "unknown key(s) 'force'",
+        '[{"type": "drag", "at": [0.5, 0.5]}]': "actions[0].type: unknown value 'drag'",
+        '[{"type": "impulse", "at": [0.5, 0.5]}]': "missing 'velocity'",
+        '{"type": "pull"}': "expected a JSON list",
+        '[{"type": "pull", "at": [0.5], "pull": [1, 0]}]': "actions[0].at: expected a list of two numbers",
+        '[{"type": "pull", "at": [0.5, 0.5], "pull": [1, 0], "release_s": -1}]': "release_s: -1.0 is out of range",
+        '[{"type": ': "actions: not valid JSON",
+    }
+    for text, message in bad.items():
+        with pytest.raises(ValueError) as err:
+            parse_actions(text)
+        assert message in str(err.value), (text, str(err.value))
+    with pytest.raises(ValueError, match="stiffness"):
+        simulate(random_volume(), [], Controls(stiffness=0))
+    with pytest.raises(ValueError, match="damping_model"):
+        simulate(random_volume(), [], Controls(damping_model="viscous"))
+    assert json.loads(json.dumps([a.to_json() for a in good]))[0]["pull"] == [10.0, -3.0]
+
+
+def test_poke_cli_writes_the_ring_down_starting_at_the_release(tmp_path):
+    from PIL import Image
+
+    picture = tmp_path / "small.png"
+    Image.open(ROOT / "samples" / "dandelion.jpg").resize((96, 54)).save(picture)
+    out = tmp_path / "poke.webp"
+    result = subprocess.run([sys.executable, "-m", "gid_engine", "poke", str(picture), "-o", str(out), "--at",
+                             "0.5,0.3", "--pull", "8,0", "--frames", "30", "--fps", "15", "--damping", "0.5"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "wrote" in result.stdout
+    original = np.asarray(Image.open(picture).convert("RGB"), dtype=np.float32)
+    with Image.open(out) as im:
+        assert im.n_frames == 30
+        change = []
+        for i in range(im.n_frames):
+            im.seek(i)
+            change.append(np.abs(np.asarray(im.convert("RGB"), dtype=np.float32) - original).mean())
+    assert change[0] > 3 * change[-1]  # starts pulled, rings down towards the picture
+    bad = subprocess.run([sys.executable, "-m", "gid_engine", "poke", str(picture), "-o", str(out), "--at",
+                          "1.5,0.3", "--pull", "8,0"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--at X: 1.5 is out of range" in bad.stderr
+    missing = subprocess.run([sys.executable, "-m", "gid_engine", "poke", str(picture), "-o", str(out), "--at",
+                              "0.5,0.5", "--pull", "8,0", "--volume", str(tmp_path / "none.safetensors")],
+                             cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "--volume: no such file" in missing.stderr
