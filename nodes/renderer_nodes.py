@@ -6,14 +6,14 @@ import os
 from comfy_api.latest import io
 
 from ..gid_engine.render.learned import RENDERER_FORMAT, LearnedRenderer, load_renderer
-from ..gid_engine.sources.checkpoints import read_safetensors_metadata
+from ..gid_engine.sources.safetensors_header import read_metadata
 from . import comfy_bridge as bridge
 from .types import CATEGORY, RendererModel
 
 
 def is_renderer_file(path: str) -> bool:
     try:
-        return read_safetensors_metadata(path).get("format") == RENDERER_FORMAT
+        return read_metadata(path).get("format") == RENDERER_FORMAT
     except (ValueError, OSError):
         return False
 

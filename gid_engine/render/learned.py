@@ -89,14 +89,14 @@ def load_renderer(path: str | Path, device="cpu") -> LearnedRenderer:
     is used; pickled files are refused unread."""
     from safetensors import safe_open
 
-    from ..sources.checkpoints import read_safetensors_metadata
+    from ..sources.safetensors_header import read_metadata
 
     path = Path(path)
     refused = f"{path.name}: renderer checkpoints must be .safetensors files (pickled checkpoints are never loaded)"
     if path.suffix.lower() not in (".safetensors", ".sft"):
         raise ValueError(refused)
     try:
-        meta = read_safetensors_metadata(path)
+        meta = read_metadata(path)
     except ValueError:
         with path.open("rb") as f:
             if f.read(4).startswith(PICKLE_MAGIC):  # only checked once the file is no valid safetensors
@@ -112,8 +112,10 @@ def load_renderer(path: str | Path, device="cpu") -> LearnedRenderer:
         config = RendererConfig.from_json(meta.get("config", ""))
     except ValueError as err:
         raise ValueError(f"{path.name} has a bad renderer config: {err}") from None
-    net = LearnedRendererNet(config)
-    expected = net.state_dict()
+    # Shapes from a network on the meta device: nothing is allocated until the file's tensors proved to match,
+    # so a small file cannot make us build a huge model.
+    with torch.device("meta"):
+        expected = LearnedRendererNet(config).state_dict()
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             names = set(f.keys())
@@ -133,6 +135,7 @@ def load_renderer(path: str | Path, device="cpu") -> LearnedRenderer:
     bad = [k for k, v in tensors.items() if not bool(torch.isfinite(v).all())]
     if bad:
         raise ValueError(f"{path.name}: weights contain NaN or infinity ({', '.join(bad[:4])})")
+    net = LearnedRendererNet(config)
     net.load_state_dict(tensors)
     net.requires_grad_(False)  # inference only
     return LearnedRenderer(net.to(device), name=f"learned renderer ({path.stem})")
