@@ -50,7 +50,7 @@ def load_graph(gid_page: GIDPage) -> tuple[int, int]:
         gidTest.setWidget('GID_InteractiveDynamics', 'fps', 12);
         gidTest.setWidget('GID_InteractiveDynamics', 'damping', 0.3);
         gidTest.setWidget('GID_InteractiveDynamics', 'actions', '[]');
-        gidTest.node('SaveAnimatedWEBP').mode = 2;  // PNG frames instead: lossless, no big preview on the canvas
+        gidTest.node('GID_SaveLoop').mode = 2;  // PNG frames instead: lossless, no big preview on the canvas
         const render = gidTest.node('GID_SoftmaxSplatRender');
         const save = window.LiteGraph.createNode('SaveImage');
         save.pos = [render.pos[0], render.pos[1] + 650];

@@ -128,7 +128,7 @@ def test_shipped_interactive_workflow_converts_and_rings_down(comfy_host: ComfyH
     dynamics = next(n for n in prompt.values() if n["class_type"] == "GID_InteractiveDynamics")
     assert json.loads(dynamics["inputs"]["actions"])[0]["type"] == "pull"
     dynamics["inputs"]["frames"] = 30  # the shipped 120 frames at 768 px take long on a small CPU
-    save_id = next(i for i, n in prompt.items() if n["class_type"] == "SaveAnimatedWEBP")
+    save_id = next(i for i, n in prompt.items() if n["class_type"] == "GID_SaveLoop")
     entry = comfy_host.run(prompt, timeout=600)
     info = next(f for f in comfy_host.output_files(entry) if f["node_id"] == save_id)
     frames = webp_frames(comfy_host.download(info))
