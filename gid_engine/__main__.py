@@ -8,23 +8,13 @@ import time
 import torch
 import torch.nn.functional as F
 
+from . import checks
 from .loops import encode
 from .loops.media import read_image, read_mask
 from .pipeline import AnimateOptions, animate_chunks, default_device
 from .render.learned import load_renderer
 from .dynamics import cli as dynamics_cli
 from .sources.base import BUILTIN_SOURCES
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'WIDTHxHEIGHT' -> (height, width)."""
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 1024x576, got {text!r}") from None
-    if width < 8 or height < 8:
-        raise argparse.ArgumentTypeError(f"the size must be at least 8x8, got {text!r}")
-    return height, width
 
 
 class SeamTracker:
@@ -95,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fps", type=float, default=defaults.fps)
     p.add_argument("--quality", type=int, default=encode.DEFAULT_QUALITY,
                    help="0..100, the Save Loop node's quality (the default keeps the loop seamless)")
-    p.add_argument("--size", type=parse_size, help="resize the picture first, WIDTHxHEIGHT (e.g. 1024x576)")
+    p.add_argument("--size", type=checks.frame_size, help="resize the picture first, WIDTHxHEIGHT (e.g. 1024x576)")
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--intensity", type=float, default=defaults.intensity, help="motion amplitude multiplier")
     p.add_argument("--speed", type=float, default=defaults.speed, help="time scale (0.5 = slow motion)")

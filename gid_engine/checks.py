@@ -135,3 +135,18 @@ def relative_path(name: str, value) -> str:
         raise ValueError(f"{name}: {_shown(value)} climbs out of the output folder with '..'; allowed: a path "
                          "inside it, such as 'gid/loop'")
     return value
+
+
+def frame_size(text: str) -> tuple[int, int]:
+    """'WIDTHxHEIGHT' (as the CLIs' --size takes it) -> (height, width), each at least 8.
+
+    Raises argparse.ArgumentTypeError, so argparse shows this message rather than a generic one."""
+    from argparse import ArgumentTypeError
+
+    try:
+        width, height = (int(v) for v in str(text).lower().split("x"))
+    except ValueError:
+        raise ArgumentTypeError(f"expected WIDTHxHEIGHT such as 1024x576, got {text!r}") from None
+    if width < 8 or height < 8:
+        raise ArgumentTypeError(f"the size must be at least 8x8, got {text!r}")
+    return height, width

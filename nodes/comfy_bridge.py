@@ -77,6 +77,15 @@ def listed_file(input_name: str, value, listing: Mapping[str, str | os.PathLike[
                        "(refresh the page after adding files)")
 
 
+def listing_check(input_name: str, value, listing: Mapping[str, tuple[str, str]]) -> bool | str:
+    """A loader's validate_inputs: True for a listed name, else the refusal (shown when the prompt is queued)."""
+    try:
+        listed_file(input_name, value, listing)
+    except UnlistedFile as refused:
+        return str(refused)
+    return True
+
+
 def model_listing(folder_name: str) -> dict[str, tuple[str, str]]:
     """name -> (folder, relative name) for every file ComfyUI lists under a model folder (first folder wins, as
     ComfyUI's own lookup does)."""

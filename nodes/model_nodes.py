@@ -33,11 +33,7 @@ class LoadGIDModel(io.ComfyNode):
     def validate_inputs(cls, model_name: str):
         if model_name in BUILTIN_SOURCES:
             return True
-        try:
-            bridge.listed_file("model_name", model_name, bridge.model_listing(bridge.MODEL_FOLDER))
-        except bridge.UnlistedFile as refused:
-            return str(refused)
-        return True
+        return bridge.listing_check("model_name", model_name, bridge.model_listing(bridge.MODEL_FOLDER))
 
     @classmethod
     def execute(cls, model_name: str) -> io.NodeOutput:

@@ -48,7 +48,8 @@ class SoftmaxSplatRender(io.ComfyNode):
             category=CATEGORY,
             description="Renders the animation by forward-warping the picture with each displacement field "
                         "(softmax splatting, Niklaus & Liu 2020); what moves more is drawn in front, holes are "
-                        "filled from their surroundings. Needs no weights unless a learned renderer model is connected.",
+                        "filled from their surroundings. Needs no weights unless a learned renderer model is "
+                        "connected.",
             inputs=[
                 io.Image.Input("image", tooltip="The picture to animate (the one the motion was predicted for)."),
                 MotionTextureType.Input("motion_texture"),

@@ -41,11 +41,7 @@ class LoadGIDRenderer(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, renderer_name: str):
-        try:
-            bridge.listed_file("renderer_name", renderer_name, renderer_listing())
-        except bridge.UnlistedFile as refused:
-            return str(refused)
-        return True
+        return bridge.listing_check("renderer_name", renderer_name, renderer_listing())
 
     @classmethod
     def execute(cls, renderer_name: str) -> io.NodeOutput:

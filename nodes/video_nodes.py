@@ -145,11 +145,7 @@ class LoadSpectralVolume(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, file: str):
-        try:
-            bridge.listed_file("file", file, volume_listing())
-        except bridge.UnlistedFile as refused:
-            return str(refused)
-        return True
+        return bridge.listing_check("file", file, volume_listing())
 
     @classmethod
     def fingerprint_inputs(cls, file: str):

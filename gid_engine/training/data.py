@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .. import checks
 from .dataset import write_manifest, write_pair
 from ..loops.media import read_video
 from ..sources.video import VideoMotionOptions, extract_motion
@@ -33,17 +34,6 @@ from ..sources.video import VideoMotionOptions, extract_motion
 DONE_FILE = "clip.json"
 DEFAULT_FRAMES_PER_PAIR = 4
 VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".webp", ".gif"}
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'256x160' -> (height 160, width 256)."""
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--size must look like 256x160 (width x height), got {text!r}") from None
-    if width < 8 or height < 8:
-        raise argparse.ArgumentTypeError(f"--size must be at least 8x8, got {text!r}")
-    return height, width
 
 
 def crop_resize(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -205,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("videos", type=Path, help="folder of clips (searched recursively)")
     parser.add_argument("out", type=Path, help="dataset folder to write")
-    parser.add_argument("--size", type=parse_size, default=(160, 256), help="WIDTHxHEIGHT of the pairs (256x160)")
+    parser.add_argument("--size", type=checks.frame_size, default=(160, 256), help="WIDTHxHEIGHT of the pairs (256x160)")
     parser.add_argument("--fps", type=float, default=30.0, help="common frame rate of the motion (30)")
     parser.add_argument("--period", type=int, default=150, help="frames per window at --fps (150)")
     parser.add_argument("--stride", type=int, default=0,

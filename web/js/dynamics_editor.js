@@ -5,7 +5,7 @@
 // mode shapes.
 import { app } from "../../../scripts/app.js";
 import { coordinatesAt, decodeBasis, modeConstants, parseActions } from "./dynamics_model.js";
-import { viewURL } from "./media_widgets.js";
+import { attachEditor, chain, viewURL } from "./media_widgets.js";
 
 const NODE_TYPE = "GID_InteractiveDynamics";
 const EDITOR_HEIGHT = 260;
@@ -392,32 +392,11 @@ export function addDynamicsEditor(node) {
   return editor;
 }
 
-function chain(prototype, method, extra) {
-  const original = prototype[method];
-  prototype[method] = function () {
-    const result = original?.apply(this, arguments);
-    extra.apply(this, arguments);
-    return result;
-  };
-}
-
 app.registerExtension({
   name: "GID.Dynamics",
   async beforeRegisterNodeDef(nodeType, nodeData) {
     if (nodeData.name !== NODE_TYPE) return;
-    chain(nodeType.prototype, "onNodeCreated", function () {
-      this.gidDynamicsEditor = addDynamicsEditor(this);
-      if (this.gidDynamicsEditor) {
-        const [w, h] = this.computeSize();
-        this.setSize([Math.max(this.size[0], w, 360), Math.max(this.size[1], h)]);
-      }
-    });
-    chain(nodeType.prototype, "onConfigure", function () {
-      this.gidDynamicsEditor?.draw();
-    });
-    chain(nodeType.prototype, "onRemoved", function () {
-      this.gidDynamicsEditor?.dispose();
-    });
+    attachEditor(nodeType, "gidDynamicsEditor", addDynamicsEditor, 360);
     chain(nodeType.prototype, "onExecuted", function (message) {
       const payload = message?.gid_dynamics?.[0];
       if (!payload || !this.gidDynamicsEditor) return;

@@ -1,14 +1,15 @@
 // GID node pack, browser side: the spectrum editor on Edit Spectrum, the motion overlay after motion-making nodes,
-// the looping preview on the render nodes, and Loop Video's report. Data arrives the ComfyUI way: each node's
+// the looping preview on the render nodes, Loop Video's report and Video To Spectral Volume's (bins used). Data arrives the ComfyUI way: each node's
 // `ui` output reaches onExecuted; pictures are temp files fetched through /view.
 import { app } from "../../../scripts/app.js";
-import { showLoopPreview, showMotionOverlay } from "./media_widgets.js";
+import { attachEditor, chain, showLoopPreview, showMotionOverlay } from "./media_widgets.js";
 import { addSpectrumEditor } from "./spectrum_editor.js";
 
 const OVERLAY_NODES = new Set(["GID_PredictSpectralVolume", "GID_VideoToSpectralVolume", "GID_EditSpectrum"]);
 const PREVIEW_NODES = new Set(["GID_SoftmaxSplatRender", "GID_LoopVideo"]);
 const EDITOR_NODE = "GID_EditSpectrum";
 const REPORT_NODE = "GID_LoopVideo";
+const VIDEO_NODE = "GID_VideoToSpectralVolume";
 
 function formatLoopReport(report) {
   const seam = Number(report.seam_ratio_after);
@@ -18,7 +19,13 @@ function formatLoopReport(report) {
     `| wrap step / median step: ${seamText}${fade}`;
 }
 
-function showLoopReport(node, report) {
+function formatVideoReport(report) {
+  const bins = `${report.num_bins} bins${report.num_bins_auto ? " (automatic)" : ""}`;
+  const reliable = Math.round(Number(report.reliable_share) * 100);
+  return `motion: ${bins} from ${report.frames_used} frames at ${report.fps} fps | reliable flow ${reliable}%`;
+}
+
+function showReport(node, text) {
   if (!node.gidReportElement) {
     node.gidReportElement = document.createElement("div");
     node.gidReportElement.className = "gid-loop-report";
@@ -29,46 +36,25 @@ function showLoopReport(node, report) {
       getMinHeight: () => 20,
     });
   }
-  node.gidReportElement.textContent = formatLoopReport(report);
-}
-
-function chain(prototype, method, extra) {
-  const original = prototype[method];
-  prototype[method] = function () {
-    const result = original?.apply(this, arguments);
-    extra.apply(this, arguments);
-    return result;
-  };
+  node.gidReportElement.textContent = text;
 }
 
 app.registerExtension({
   name: "GID.NodeViews",
   async beforeRegisterNodeDef(nodeType, nodeData) {
     const name = nodeData.name;
-    if (!OVERLAY_NODES.has(name) && !PREVIEW_NODES.has(name) && name !== REPORT_NODE) return;
+    if (!OVERLAY_NODES.has(name) && !PREVIEW_NODES.has(name) && name !== REPORT_NODE && name !== VIDEO_NODE) return;
 
-    if (name === EDITOR_NODE) {
-      chain(nodeType.prototype, "onNodeCreated", function () {
-        this.gidSpectrumEditor = addSpectrumEditor(this);
-        if (this.gidSpectrumEditor) {
-          const [w, h] = this.computeSize();
-          this.setSize([Math.max(this.size[0], w, 320), Math.max(this.size[1], h)]);
-        }
-      });
-      // Values of a loaded or pasted workflow land in the widgets after creation: show them.
-      chain(nodeType.prototype, "onConfigure", function () {
-        this.gidSpectrumEditor?.draw();
-      });
-      chain(nodeType.prototype, "onRemoved", function () {
-        this.gidSpectrumEditor?.dispose();
-      });
-    }
+    if (name === EDITOR_NODE) attachEditor(nodeType, "gidSpectrumEditor", addSpectrumEditor, 320);
 
     chain(nodeType.prototype, "onExecuted", function (message) {
       if (name === EDITOR_NODE && message?.gid_spectrum?.[0]) this.gidSpectrumEditor?.setSpectrum(message.gid_spectrum[0]);
       if (OVERLAY_NODES.has(name) && message?.gid_motion) showMotionOverlay(this, message.gid_motion);
       if (PREVIEW_NODES.has(name) && message?.gid_preview) showLoopPreview(this, message.gid_preview);
-      if (name === REPORT_NODE && message?.gid_loop?.[0]) showLoopReport(this, message.gid_loop[0]);
+      if (name === REPORT_NODE && message?.gid_loop?.[0]) showReport(this, formatLoopReport(message.gid_loop[0]));
+      if (name === VIDEO_NODE && message?.gid_video_motion?.[0]) {
+        showReport(this, formatVideoReport(message.gid_video_motion[0]));
+      }
     });
   },
 });

@@ -86,3 +86,31 @@ export function showLoopPreview(node, previews) {
   view.box.dataset.fps = String(fps);
   view.box.dataset.frameCount = String(preview.frame_count);
 }
+
+/** Run `extra` after a node method (keeping whatever the method did before: other extensions chain it too). */
+export function chain(prototype, method, extra) {
+  const original = prototype[method];
+  prototype[method] = function () {
+    const result = original?.apply(this, arguments);
+    extra.apply(this, arguments);
+    return result;
+  };
+}
+
+/** Give every node of a type an editor made by `create(node)` (an object with draw() and dispose()), stored as
+ * node[key]: created with the node, redrawn when a loaded or pasted workflow fills its widgets, disposed with it. */
+export function attachEditor(nodeType, key, create, minWidth) {
+  chain(nodeType.prototype, "onNodeCreated", function () {
+    this[key] = create(this);
+    if (this[key]) {
+      const [w, h] = this.computeSize();
+      this.setSize([Math.max(this.size[0], w, minWidth), Math.max(this.size[1], h)]);
+    }
+  });
+  chain(nodeType.prototype, "onConfigure", function () {
+    this[key]?.draw();
+  });
+  chain(nodeType.prototype, "onRemoved", function () {
+    this[key]?.dispose();
+  });
+}
