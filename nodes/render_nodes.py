@@ -5,6 +5,7 @@ from comfy_api.latest import io
 
 from ..gid_engine import checks
 from ..gid_engine.loops.loop import loop_output_bytes, make_loop
+from ..gid_engine.sources.base import volume_bytes
 from ..gid_engine.spectral.motion import MotionTexture
 from ..gid_engine.render.renderer import (CHUNK_FRAMES, CHUNK_PIXELS, DEFAULT_TEMPERATURE, SplatRenderer,
                                           render_frames)
@@ -82,6 +83,7 @@ class SoftmaxSplatRender(io.ComfyNode):
             raise ValueError(f"image: a batch of {b} pictures for a motion texture of {motion_texture.batch}")
         device, out_device = bridge.compute_device(), bridge.output_device()
         output, scratch = render_bytes(b, motion_texture.frame_count, h, w)
+        scratch += volume_bytes(b, motion_texture.volume.num_bins, h, w)  # the volume resized to the picture
         what = f"motion_texture: rendering {motion_texture.frame_count} frames of {w}x{h}"
         if device == out_device:
             bridge.require_memory(what, output + scratch, device, STREAMING_HINT)

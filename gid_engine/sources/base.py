@@ -15,7 +15,8 @@ from typing import Callable, Protocol
 import torch
 
 from .. import checks
-from .prior import DEFAULT_PRESET, PRESETS, ProceduralPrior
+from ..imageops import work_size
+from .prior import DEFAULT_PRESET, OUTPUT_LONG_SIDE, PRESETS, ProceduralPrior
 from ..spectral.volume import SpectralVolume
 
 COMPLEX64_BYTES = 8
@@ -89,6 +90,8 @@ class PriorSource(ProceduralPrior):
         return self
 
     def estimate_bytes(self, batch: int, height: int, width: int) -> int:
+        # the volume comes at the picture's size up to OUTPUT_LONG_SIDE (larger pictures get a smaller grid)
+        height, width = work_size(height, width, OUTPUT_LONG_SIDE)
         return (1 + self.SCRATCH_VOLUMES) * volume_bytes(batch, self.num_bins, height, width)
 
 
