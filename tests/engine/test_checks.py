@@ -83,7 +83,9 @@ def test_sources_apply_their_own_options_and_refuse_the_others() -> None:
 
 def test_memory_estimates_grow_with_what_is_asked() -> None:
     prior = PriorSource()
-    assert prior.estimate_bytes(1, 4320, 7680) > 16 * 2 ** 30  # an 8K prediction: the volume alone is 8.5 GB
+    assert prior.estimate_bytes(1, 1080, 1920) > prior.estimate_bytes(1, 540, 960)
+    # above 2048 px the prior works on a 2048 px grid: an 8K prediction needs what a 2048x1152 one does (< 2 GB)
+    assert prior.estimate_bytes(1, 4320, 7680) == prior.estimate_bytes(1, 1152, 2048) < 2 * 2 ** 30
     assert prior.estimate_bytes(2, 100, 100) == 2 * prior.estimate_bytes(1, 100, 100)
     options = VideoMotionOptions(max_size=384)
     assert extraction_bytes(600, 512, 512, 30.0, options) == 600 * 384 * 384 * 64
