@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from . import checks
 from .loops import encode
+from .loops.loop import seam_ratio_of
 from .loops.media import read_image, read_mask
 from .pipeline import AnimateOptions, animate_chunks, default_device
 from .render.learned import load_renderer
@@ -32,11 +33,10 @@ class SeamTracker:
         self.last = frames[-1]
 
     def ratio(self) -> float:
-        if len(self.steps) < 2:
+        if self.first is None:
             return 0.0
-        median = float(torch.tensor(self.steps).median())
         wrap = float((self.first - self.last).abs().mean())
-        return wrap / median if median > 0 else (0.0 if wrap == 0 else float("inf"))
+        return seam_ratio_of(torch.tensor(self.steps + [wrap]))
 
 
 def animate_command(args, parser) -> int:

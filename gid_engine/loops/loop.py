@@ -59,7 +59,11 @@ def step_differences(frames: torch.Tensor) -> torch.Tensor:
 
 def seam_ratio(frames: torch.Tensor) -> float:
     """Wrap step (last -> first) over the median of the other steps; 1 means as smooth as any pair."""
-    diffs = step_differences(frames)
+    return seam_ratio_of(step_differences(frames))
+
+
+def seam_ratio_of(diffs: torch.Tensor) -> float:
+    """seam_ratio from cyclic step differences (entry N-1 the wrap), e.g. gathered chunk by chunk."""
     if diffs.numel() < 3:
         return 0.0 if diffs.numel() == 0 or float(diffs[-1]) == 0 else float("inf")
     median = float(diffs[:-1].median())

@@ -92,9 +92,10 @@ class EventListener:
                 if d.get("prompt_id") == prompt_id and (wanted is None or t in wanted)
             ]
 
-    def progress_events(self, prompt_id: str) -> list[dict[str, Any]]:
-        """The `progress` messages (value/max/node) that nodes reported through comfy.utils.ProgressBar."""
-        return [d for _, d in self.events_for(prompt_id, ("progress",))]
+    def progress_events(self, prompt_id: str, node: str | None = None) -> list[dict[str, Any]]:
+        """The `progress` messages (value/max/node) that nodes reported through comfy.utils.ProgressBar
+        (only those of one node id when `node` is given)."""
+        return [d for _, d in self.events_for(prompt_id, ("progress",)) if node is None or d.get("node") == node]
 
     def close(self) -> None:
         try:

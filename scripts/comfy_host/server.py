@@ -420,3 +420,13 @@ class ComfyHost:
     def listen(self, client_id: str | None = None, timeout: float = 10) -> EventListener:
         """Open /ws for client_id; pass listener.client_id to queue()/run() to receive that prompt's events."""
         return EventListener("127.0.0.1", self.port or 0, client_id or uuid.uuid4().hex, timeout=timeout)
+
+    def run_with_progress(self, prompt: Mapping[str, Any], node: str, timeout: float = 300
+                          ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """run() while listening: the history entry and the progress messages node `node` sent on the way."""
+        with self.listen() as events:
+            entry = self.run(prompt, timeout=timeout, client_id=events.client_id)
+            prompt_id = entry["prompt"][1]
+            events.wait_for(lambda kind, data: kind == "execution_success" and data.get("prompt_id") == prompt_id,
+                            timeout=30)
+            return entry, events.progress_events(prompt_id, node)

@@ -45,12 +45,7 @@ def test_sampling_inputs_reach_the_learned_model_and_are_refused_by_the_prior(
     assert all(predict[name][1]["tooltip"] for name in ("steps", "cfg", "loop_guidance"))
     prompt = gid_prompt(small_picture, frames=4, model__model_name=CHECKPOINT)
     prompt["predict"]["inputs"].update(steps=4, cfg=1.0, loop_guidance=300.0)
-    with comfy_host.listen() as events:
-        entry = comfy_host.run(prompt, timeout=600, client_id=events.client_id)
-        prompt_id = entry["prompt"][1]
-        events.wait_for(lambda kind, data: kind == "execution_success" and data.get("prompt_id") == prompt_id,
-                        timeout=30)
-        progress = [e for e in events.progress_events(prompt_id) if e.get("node") == "predict"]
+    entry, progress = comfy_host.run_with_progress(prompt, "predict", timeout=600)
     assert progress and progress[-1]["max"] == 4 and progress[-1]["value"] == 4  # the steps input reached DDIM
     assert_no_pack_tracebacks(since)
     # the procedural prior does not sample: a guidance setting there is an error that names the input

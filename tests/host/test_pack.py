@@ -168,7 +168,7 @@ def test_progress_is_reported_and_cancel_keeps_the_server_healthy(comfy_host: Co
         entry = comfy_host.wait(prompt_id, timeout=120)
         kinds = [m[0] for m in entry["status"]["messages"]]
         assert "execution_interrupted" in kinds
-        progress = [e for e in events.progress_events(prompt_id) if e.get("node") == "render"]
+        progress = events.progress_events(prompt_id, "render")
         assert progress and progress[-1]["value"] < 400
     entry = comfy_host.run(gid_prompt(sample, frames=6), timeout=300)
     assert entry["status"]["status_str"] == "success"

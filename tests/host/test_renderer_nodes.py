@@ -54,12 +54,7 @@ def render(comfy_host: ComfyHost, picture: str, renderer: str | None, frames: in
     if renderer is not None:
         prompt["renderer"] = {"class_type": "GID_LoadGIDRenderer", "inputs": {"renderer_name": renderer}}
         prompt["render"]["inputs"]["renderer_model"] = ["renderer", 0]
-    with comfy_host.listen() as events:
-        entry = comfy_host.run(prompt, timeout=600, client_id=events.client_id)
-        prompt_id = entry["prompt"][1]
-        events.wait_for(lambda kind, data: kind == "execution_success" and data.get("prompt_id") == prompt_id,
-                        timeout=30)
-        progress = [e for e in events.progress_events(prompt_id) if e.get("node") == "render"]
+    entry, progress = comfy_host.run_with_progress(prompt, "render", timeout=600)
     saved = next(f for f in comfy_host.output_files(entry) if f["node_id"] == "save")
     return webp_frames(comfy_host.download(saved)), progress
 

@@ -79,7 +79,7 @@ def test_save_loop_reports_progress(comfy_host: ComfyHost, sample: str) -> None:
         prompt_id = comfy_host.queue(save_loop_prompt(sample, frames=40, format="webm"), client_id=events.client_id)
         entry = comfy_host.wait(prompt_id, timeout=300)
         assert entry["status"]["status_str"] == "success"
-        progress = [e for e in events.progress_events(prompt_id) if e.get("node") == "saveloop"]
+        progress = events.progress_events(prompt_id, "saveloop")
     assert progress and progress[-1]["value"] == progress[-1]["max"] == 40
 
 
