@@ -233,6 +233,9 @@ def render_chunks(renderer: Renderer, image: torch.Tensor, motion: MotionTexture
     metric = metric.to(device, image.dtype)
     total = motion.frame_count
     step = max(1, min(CHUNK_FRAMES, CHUNK_PIXELS // (b * h * w)))
+    threads = torch.get_num_threads() if device.type == "cpu" else 1
+    if step > threads:  # CPU kernels run a chunk's frames in parallel: no thread idles at a chunk's end
+        step -= step % threads
     for start, fields in motion.chunks(step):
         frames = renderer.render_chunk(image, fields.to(device, image.dtype), metric)
         frames = frames.permute(1, 0, 3, 4, 2).to(out_device)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import functools
 from functools import partial
 from typing import Iterator
 
@@ -44,15 +45,30 @@ def synthesis_basis(num_bins: int, period: int, phases: torch.Tensor) -> torch.T
     return torch.polar(weights.expand_as(angle), angle)
 
 
-def synthesize(volume: SpectralVolume, basis: torch.Tensor) -> torch.Tensor:
-    """Displacement fields [N, B, 2, H, W] for the N rows of `basis` [N, K]."""
+def real_coefficients(volume: SpectralVolume) -> torch.Tensor:
+    """The volume's coefficients as one real matrix [2K, B * 2 * H * W]: real parts, then imaginary parts.
+
+    Synthesis is then a single real matmul over contiguous rows (BLAS on CPU would otherwise copy the
+    strided real and imaginary views of the complex tensor on every call, which cost more than the product).
+    """
     b, k, _, h, w = volume.coeffs.shape
-    real_dtype = torch.float64 if volume.coeffs.dtype == torch.complex128 else torch.float32
     flat = volume.coeffs.permute(1, 0, 2, 3, 4).reshape(k, b * 2 * h * w)
+    return torch.cat([flat.real, flat.imag])
+
+
+def synthesize(volume: SpectralVolume, basis: torch.Tensor, coefficients: torch.Tensor | None = None
+               ) -> torch.Tensor:
+    """Displacement fields [N, B, 2, H, W] for the N rows of `basis` [N, K].
+
+    coefficients: real_coefficients(volume), when the caller keeps it across calls.
+    """
+    b, k, _, h, w = volume.coeffs.shape
+    if coefficients is None:
+        coefficients = real_coefficients(volume)
     basis = basis.to(volume.device)
-    # Re(E S) = Re E Re S - Im E Im S, as two real matmuls (much faster than complex einsum on CPU).
-    fields = basis.real.to(real_dtype) @ flat.real.to(real_dtype) - basis.imag.to(real_dtype) @ flat.imag.to(real_dtype)
-    return fields.reshape(-1, b, 2, h, w)
+    # Re(E S) = Re E Re S - Im E Im S, as one real matmul (much faster than a complex einsum on CPU).
+    weights = torch.cat([basis.real, -basis.imag], dim=1).to(coefficients.dtype)
+    return (weights @ coefficients).reshape(-1, b, 2, h, w)
 
 
 def displacement_at(volume: SpectralVolume, times) -> torch.Tensor:
@@ -123,13 +139,22 @@ class MotionTexture:
     def replace(self, **changes) -> "MotionTexture":
         return dataclasses.replace(self, **changes)
 
+    @functools.cached_property
+    def _coefficients(self) -> torch.Tensor:
+        # Built once per texture: every chunk of a render reuses it (the volume's size again in memory).
+        return real_coefficients(self.volume)
+
+    def _synthesize(self, phases: torch.Tensor) -> torch.Tensor:
+        basis = synthesis_basis(self.volume.num_bins, self.volume.period, phases)
+        return synthesize(self.volume, basis, self._coefficients)
+
     def frame_phases(self, frames: torch.Tensor) -> torch.Tensor:
         return frames.to(torch.float64)[:, None] * self.rates[None, :] + self.offsets[None, :]
 
     def fields(self, start: int, stop: int) -> torch.Tensor:
         """Displacement fields [n, B, 2, H, W] for output frames start..stop-1."""
         frames = torch.arange(start, stop, dtype=torch.float64)
-        out = synthesize(self.volume, synthesis_basis(self.volume.num_bins, self.volume.period, self.frame_phases(frames)))
+        out = self._synthesize(self.frame_phases(frames))
         if self.anchored:
             out = out - self.fields_at_zero()
             if start == 0:
@@ -138,7 +163,7 @@ class MotionTexture:
 
     def fields_at_zero(self) -> torch.Tensor:
         zero = torch.zeros(1, dtype=torch.float64)
-        return synthesize(self.volume, synthesis_basis(self.volume.num_bins, self.volume.period, self.frame_phases(zero)))
+        return self._synthesize(self.frame_phases(zero))
 
     def chunk_frames(self, max_bytes: int = DEFAULT_CHUNK_BYTES) -> int:
         per_frame = self.batch * 2 * self.height * self.width * 4
@@ -160,12 +185,13 @@ class MotionTexture:
         frames = torch.linspace(0, self.frame_count - 1, count, dtype=torch.float64) if count > 1 else torch.zeros(1, dtype=torch.float64)
         basis = synthesis_basis(self.volume.num_bins, self.volume.period, self.frame_phases(frames))
         total = None
+        at_zero = self.fields_at_zero() if self.anchored else None
         step = max(1, self.chunk_frames() // 2)
         for i in range(0, count, step):
-            fields = synthesize(self.volume, basis[i:i + step])
-            if self.anchored:
-                fields = fields - self.fields_at_zero()
-            mag = fields.pow(2).sum(dim=2).sqrt().sum(dim=0)
+            fields = synthesize(self.volume, basis[i:i + step], self._coefficients)
+            if at_zero is not None:
+                fields -= at_zero
+            mag = torch.hypot(fields[:, :, 0], fields[:, :, 1]).sum(dim=0)
             total = mag if total is None else total + mag
         return (total / count).unsqueeze(1).float()
 

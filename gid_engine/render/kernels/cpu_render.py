@@ -81,54 +81,169 @@ if cpu.numba is not None:
                     up = _upsampled(coarse, hc, wc, y0, y1, ly, x0, x1, lx, ch)
                     fine[i, ch] = fine[i, ch] / max(weight, 1e-12) * trust + up * (1 - trust)
 
+    @njit(inline="always")
+    def _corner(canvas, t, wt, cov, f0, f1, f2, f3, f4):  # pragma: no cover - compiled
+        canvas[t, 0] += wt * f0
+        canvas[t, 1] += wt * f1
+        canvas[t, 2] += wt * f2
+        canvas[t, 3] += wt * f3
+        canvas[t, 4] += wt * f4
+        canvas[t, 5] += wt
+        canvas[t, 6] += cov
+
+    @njit(inline="always")
+    def _source(flow, y, x, margin, h, w, still2):  # pragma: no cover - compiled
+        """Displacement of padded source (y, x): the border pixel's for the replicated ring, 0 if invisible."""
+        ys, xs = min(max(y - margin, 0), h - 1), min(max(x - margin, 0), w - 1)
+        fx, fy = flow[0, ys, xs], flow[1, ys, xs]
+        if fx * fx + fy * fy < still2:  # in the flow's precision, like the torch path
+            return fx * 0, fy * 0, True
+        return fx, fy, fx == 0 and fy == 0
+
+    @njit(inline="always")
+    def _landing(fx, fy, y, x, hp, wp, row):  # pragma: no cover - compiled
+        """Canvas row of the top-left target corner and the fractional offsets (see cpu._target)."""
+        tx = min(max(x + np.float64(fx), -1.0), np.float64(wp))
+        ty = min(max(y + np.float64(fy), -1.0), np.float64(hp))
+        x0, y0 = np.floor(tx), np.floor(ty)
+        return (int(y0) + 1) * row + int(x0) + 1, tx - x0, ty - y0
+
+    @njit(cache=True, nogil=True)
+    def _splat_picture(features, exp_z, metric, per_target, flow, margin, still2, canvas, zmax
+                       ):  # pragma: no cover - compiled
+        """Softmax-splat the padded picture features [5, H', W'] (colour, metric, inside) by the unpadded
+        flow [2, h, w] (replicated into the margin, invisible drift snapped to 0) into canvas
+        [(H' + 3) * (W' + 3), 8]: the five features, the softmax weight sum and the coverage (cpu.splat_frame
+        with the channel count fixed, so each corner is seven adds of values held in registers)."""
+        _, hp, wp = features.shape
+        h, w = flow.shape[1:]
+        row = wp + 3
+        if per_target:
+            for y in range(hp):
+                for x in range(wp):
+                    fx, fy, _ = _source(flow, y, x, margin, h, w, still2)
+                    t, ax, ay = _landing(fx, fy, y, x, hp, wp, row)
+                    z = np.float64(metric[y, x])
+                    if (1 - ax) * (1 - ay) > 0:
+                        zmax[t] = max(zmax[t], z)
+                    if ax * (1 - ay) > 0:
+                        zmax[t + 1] = max(zmax[t + 1], z)
+                    if (1 - ax) * ay > 0:
+                        zmax[t + row] = max(zmax[t + row], z)
+                    if ax * ay > 0:
+                        zmax[t + row + 1] = max(zmax[t + row + 1], z)
+        one = canvas.dtype.type(1)
+        for y in range(hp):
+            for x in range(wp):
+                fx, fy, _ = _source(flow, y, x, margin, h, w, still2)
+                t, ax, ay = _landing(fx, fy, y, x, hp, wp, row)
+                f0, f1, f2, f3, f4 = (features[0, y, x], features[1, y, x], features[2, y, x], features[3, y, x],
+                                      features[4, y, x])
+                b00, b01, b10, b11 = (1 - ax) * (1 - ay), ax * (1 - ay), (1 - ax) * ay, ax * ay
+                if per_target:  # clamped: a zero-weight corner may see a target nobody reaches (-inf)
+                    z = np.float64(metric[y, x])
+                    e00 = np.exp(min(z - zmax[t], 0.0))
+                    e01 = np.exp(min(z - zmax[t + 1], 0.0))
+                    e10 = np.exp(min(z - zmax[t + row], 0.0))
+                    e11 = np.exp(min(z - zmax[t + row + 1], 0.0))
+                else:
+                    e00 = e01 = e10 = e11 = np.float64(exp_z[y, x])
+                if ax == 0 and ay == 0:  # lands exactly on a pixel (e.g. still): one corner
+                    _corner(canvas, t, canvas.dtype.type(b00 * e00), one, f0, f1, f2, f3, f4)
+                    continue
+                # Weights in float64, rounded once to the canvas's precision (like the torch operator).
+                _corner(canvas, t, canvas.dtype.type(b00 * e00), canvas.dtype.type(b00), f0, f1, f2, f3, f4)
+                _corner(canvas, t + 1, canvas.dtype.type(b01 * e01), canvas.dtype.type(b01), f0, f1, f2, f3, f4)
+                _corner(canvas, t + row, canvas.dtype.type(b10 * e10), canvas.dtype.type(b10), f0, f1, f2, f3, f4)
+                _corner(canvas, t + row + 1, canvas.dtype.type(b11 * e11), canvas.dtype.type(b11),
+                        f0, f1, f2, f3, f4)
+
+    @njit(cache=True, nogil=True)
+    def _pool_canvas(canvas, hp, wp, dst, dst_h, dst_w):  # pragma: no cover - compiled
+        """_pool's first level, read from a frame's canvas: colour premultiplied by the fill weight (column 6)."""
+        row = wp + 3
+        kh, kw = (2 if hp > 1 else 1), (2 if wp > 1 else 1)
+        for yo in range(dst_h):
+            for xo in range(dst_w):
+                s0 = s1 = s2 = s3 = 0.0
+                count = 0
+                for y in range(yo * kh, min(yo * kh + kh, hp)):
+                    for x in range(xo * kw, min(xo * kw + kw, wp)):
+                        t = (y + 1) * row + x + 1
+                        weight = np.float64(canvas[t, 6])
+                        s0 += canvas[t, 0] * weight
+                        s1 += canvas[t, 1] * weight
+                        s2 += canvas[t, 2] * weight
+                        s3 += weight
+                        count += 1
+                o = yo * dst_w + xo
+                dst[o, 0], dst[o, 1], dst[o, 2], dst[o, 3] = s0 / count, s1 / count, s2 / count, s3 / count
+
     @njit(parallel=True, cache=True, nogil=True)
     def _render_frames(features, metric, exp_z, per_target, flow, margin, still2, border_trust, preference,
-                       lv_h, lv_w, off, pyr, kept, out):  # pragma: no cover - compiled
+                       lv_h, lv_w, off, pyr, canvases, out):  # pragma: no cover - compiled
         """features [B, 5, H', W'] (colour, metric, inside; padded), metric/exp_z [B, H', W'], flow [F, 2, h, w]
-        (frame-major, F = n * B); scratch: kept [F, H' * W', 5] (colour, alpha, fill weight of the finest
-        level) and pyr [F, pixels of the coarser levels, 4]; out [B, n, h, w, 3]."""
+        (frame-major, F = n * B); scratch: canvases [F, (H' + 3) * (W' + 3), 8] (the splat; then colour,
+        alpha in column 5 and fill weight in column 6) and pyr [F, pixels of the coarser levels, 4];
+        out [B, n, h, w, 3]."""
         frames, _, h, w = flow.shape
         pictures, c, hp, wp = features.shape
         row = wp + 3
         levels = len(lv_h)
         need = np.zeros(frames, dtype=np.int64)
         holes = np.zeros(frames, dtype=np.bool_)
+        top_weight = np.zeros(frames)
         for frame in prange(frames):
             f = np.int64(frame)  # prange's index is unsigned; mixing it with ints would type as float
             p = f % pictures
-            padded = np.empty((2, hp, wp), dtype=flow.dtype)
-            for y in range(hp):
-                ys = min(max(y - margin, 0), h - 1)
-                for x in range(wp):
-                    xs = min(max(x - margin, 0), w - 1)
-                    fx, fy = flow[f, 0, ys, xs], flow[f, 1, ys, xs]
-                    still = fx * fx + fy * fy < still2  # in the flow's precision, like the torch path
-                    padded[0, y, x] = 0 if still else fx
-                    padded[1, y, x] = 0 if still else fy
-            acc = np.zeros(((hp + 3) * row, c + 2), dtype=out.dtype)
-            zmax = np.full((hp + 3) * row if per_target else 1, -np.inf)
-            cpu.splat_frame(features[p], padded, metric[p], exp_z[p], per_target, acc, zmax)
+            canvas = canvases[f]
+            canvas[:] = 0
+            zmax = np.full(canvas.shape[0] if per_target else 1, -np.inf)
+            _splat_picture(features[p], exp_z[p], metric[p], per_target, flow[f], margin, still2, canvas, zmax)
+            # Normalise; alpha (coverage and border trust) replaces the weight sum in column 5.
+            own = np.empty(1, dtype=canvas.dtype)  # a still pixel's own weight, rounded like the canvas
             depth_scale = 0.0
+            any_hole = False
             for y in range(hp):
                 for x in range(wp):
-                    depth_scale = max(depth_scale, np.float64(acc[(y + 1) * row + x + 1, 3]))
-            depth_scale = max(depth_scale, 1e-6)
-            any_hole, any_empty = False, False
-            kf = kept[f]
-            for y in range(hp):
-                for x in range(wp):
-                    t, i = (y + 1) * row + x + 1, y * wp + x
-                    trust = border_trust + (1 - border_trust) * np.float64(acc[t, 4])
-                    alpha = min(max(np.float64(acc[t, c + 1]) * 4, 0.0), 1.0) * trust
-                    weight = alpha * np.exp(-preference * min(max(np.float64(acc[t, 3]) / depth_scale, 0.0), 1.0))
+                    t = (y + 1) * row + x + 1
+                    den = canvas[t, 5]
+                    _, _, still = _source(flow[f], y, x, margin, h, w, still2)
+                    alone = False
+                    if still:
+                        own[0] = (np.exp(min(np.float64(metric[p, y, x]) - zmax[t], 0.0)) if per_target
+                                  else exp_z[p, y, x])
+                        alone = den == own[0]
+                    if alone:  # nothing else reaches it: f * e / e can round, so keep f itself
+                        for ch in range(c):
+                            canvas[t, ch] = features[p, ch, y, x]
+                    else:
+                        inverse = canvas.dtype.type(1) / den if den > 0 else canvas.dtype.type(0)
+                        for ch in range(c):
+                            canvas[t, ch] *= inverse
+                    depth_scale = max(depth_scale, np.float64(canvas[t, 3]))
+                    trust = border_trust + (1 - border_trust) * np.float64(canvas[t, 4])
+                    alpha = min(max(np.float64(canvas[t, 6]) * 4, 0.0), 1.0) * trust
                     any_hole |= alpha < 1
-                    any_empty |= not weight > 0
-                    kf[i, 0], kf[i, 1], kf[i, 2], kf[i, 3], kf[i, 4] = acc[t, 0], acc[t, 1], acc[t, 2], alpha, weight
+                    canvas[t, 5] = alpha
             holes[f] = any_hole
-            # Pyramid levels while some weight is zero: the first from kept, the rest inside pyr.
+            depth_scale = max(depth_scale, 1e-6)
+            # The background-preferring fill weight replaces the coverage in column 6.
+            any_empty = False
+            largest = 0.0
+            for y in range(hp):
+                for x in range(wp):
+                    t = (y + 1) * row + x + 1
+                    alpha = np.float64(canvas[t, 5])
+                    weight = alpha * np.exp(-preference * min(max(np.float64(canvas[t, 3]) / depth_scale, 0.0), 1.0))
+                    any_empty |= not weight > 0
+                    canvas[t, 6] = weight
+                    largest = max(largest, np.float64(canvas[t, 6]))  # as stored, like the torch path's amax
+            top_weight[f] = max(largest, 1e-12)
+            # Pyramid levels while some weight is zero: the first from the canvas, the rest inside pyr.
             need[f] = 0
             if any_empty and levels > 1:
-                _pool(kf, lv_h[0], lv_w[0], pyr[f, off[1]:], lv_h[1], lv_w[1], True)
+                _pool_canvas(canvas, hp, wp, pyr[f, off[1]:], lv_h[1], lv_w[1])
                 need[f] = levels - 1
                 for level in range(1, levels - 1):
                     if np.all(pyr[f, off[level]:off[level] + lv_h[level] * lv_w[level], 3] > 0):
@@ -142,11 +257,11 @@ if cpu.numba is not None:
         for frame in prange(frames):
             f = np.int64(frame)
             p, k = f % pictures, f // pictures
-            kf = kept[f]
+            canvas = canvases[f]
             if fill and top > 0:
                 for level in range(need[f] + 1, top + 1):  # coarser levels this frame did not need itself
                     if level == 1:
-                        _pool(kf, lv_h[0], lv_w[0], pyr[f, off[1]:], lv_h[1], lv_w[1], True)
+                        _pool_canvas(canvas, hp, wp, pyr[f, off[1]:], lv_h[1], lv_w[1])
                     else:
                         _pool(pyr[f, off[level - 1]:], lv_h[level - 1], lv_w[level - 1], pyr[f, off[level]:],
                               lv_h[level], lv_w[level], False)
@@ -157,24 +272,25 @@ if cpu.numba is not None:
                     _pull(pyr[f, off[level]:], lv_h[level], lv_w[level], pyr[f, off[level + 1]:],
                           lv_h[level + 1], lv_w[level + 1])
             # The finest level's estimate is only needed where the output is not fully trusted.
-            max_w = _max_weight(kf[:, 1:], hp * wp) if fill else 1.0
+            max_w = top_weight[f]
             coarse = pyr[f, off[1]:]
             hc, wc = lv_h[min(1, levels - 1)], lv_w[min(1, levels - 1)]
             scale_y, scale_x = np.float32(hc) / np.float32(hp), np.float32(wc) / np.float32(wp)
             for y in range(h):
                 y0, y1, ly = _source_index(y + margin, scale_y, hc)
                 for x in range(w):
-                    i = (y + margin) * wp + x + margin
-                    alpha = np.float64(kf[i, 3])
+                    t = (y + margin + 1) * row + x + margin + 1
+                    alpha = np.float64(canvas[t, 5])
                     if alpha >= 1 or not fill:
-                        for ch in range(3):
-                            out[p, k, y, x, ch] = kf[i, ch]
+                        out[p, k, y, x, 0] = canvas[t, 0]
+                        out[p, k, y, x, 1] = canvas[t, 1]
+                        out[p, k, y, x, 2] = canvas[t, 2]
                         continue
                     x0, x1, lx = _source_index(x + margin, scale_x, wc)
-                    weight = np.float64(kf[i, 4])
+                    weight = np.float64(canvas[t, 6])
                     trust = min(weight / max_w * 4, 1.0) if top > 0 else 1.0
                     for ch in range(3):
-                        value = np.float64(kf[i, ch])
+                        value = np.float64(canvas[t, ch])
                         own = value * weight / max(weight, 1e-12)
                         up = _upsampled(coarse, hc, wc, y0, y1, ly, x0, x1, lx, ch) if top > 0 else 0.0
                         out[p, k, y, x, ch] = value * alpha + (own * trust + up * (1 - trust)) * (1 - alpha)
@@ -204,7 +320,7 @@ def render_frames(features: torch.Tensor, metric: torch.Tensor, exp_z: torch.Ten
     sizes = [a * b for a, b in shapes]
     offsets = np.array([0] + [sum(sizes[1:level]) for level in range(1, len(shapes))], dtype=np.int64)
     pyr = np.empty((frames, max(1, sum(sizes[1:])), 4), dtype=np.float32 if dtype == torch.float32 else np.float64)
-    kept = np.empty((frames, hp * wp, 5), dtype=pyr.dtype)
+    canvases = np.empty((frames, (hp + 3) * (wp + 3), 8), dtype=pyr.dtype)  # column 7 pads rows to 32 bytes
     out = torch.empty(pictures, frames // pictures, h, w, 3, dtype=dtype)
     z = as_array(metric, dtype)
     still2 = np.array(still_below_px ** 2, dtype=pyr.dtype)[()]
@@ -212,5 +328,5 @@ def render_frames(features: torch.Tensor, metric: torch.Tensor, exp_z: torch.Ten
     _render_frames(as_array(features, dtype), z, z if exp_z is None else as_array(exp_z, dtype), exp_z is None,
                    as_array(flow, dtype), margin, still2, float(border_trust), float(background_preference),
                    np.array([s[0] for s in shapes], dtype=np.int64), np.array([s[1] for s in shapes], dtype=np.int64),
-                   offsets, pyr, kept, out.numpy())
+                   offsets, pyr, canvases, out.numpy())
     return out
