@@ -1,8 +1,10 @@
-"""Small image operations shared by motion sources and renderers (device-agnostic torch)."""
+"""Small image operations shared by motion sources and renderers (device-agnostic torch; OpenCV for CPU blurs)."""
 from __future__ import annotations
 
 import math
 
+import cv2
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -32,9 +34,28 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     out = x
     # Reflect padding needs pad < size; replicate covers tiny pictures.
     mode = "reflect" if radius < min(h, w) else "replicate"
+    if _cv2_can_blur(x):
+        return _cv2_blur(x, kernel, mode)
     out = F.conv2d(F.pad(out, (radius, radius, 0, 0), mode=mode), kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
     out = F.conv2d(F.pad(out, (0, 0, radius, radius), mode=mode), kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
     return out
+
+
+def _cv2_can_blur(x: torch.Tensor) -> bool:
+    # OpenCV's separable filter is many times faster than torch's depthwise conv2d on CPU; same kernel and
+    # border, so the two agree to float32 rounding. Autograd and other devices stay with torch.
+    return (x.device.type == "cpu" and x.dtype == torch.float32 and not (torch.is_grad_enabled() and x.requires_grad)
+            and x.numel() > 0)
+
+
+def _cv2_blur(x: torch.Tensor, kernel: torch.Tensor, mode: str) -> torch.Tensor:
+    border = cv2.BORDER_REFLECT_101 if mode == "reflect" else cv2.BORDER_REPLICATE
+    taps = kernel.numpy()
+    planes = x.detach().contiguous().reshape(-1, *x.shape[-2:]).numpy()
+    out = np.empty_like(planes)
+    for i, plane in enumerate(planes):
+        cv2.sepFilter2D(plane, cv2.CV_32F, taps, taps, dst=out[i], borderType=border)
+    return torch.from_numpy(out).reshape(x.shape)
 
 
 def gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
