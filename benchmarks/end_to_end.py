@@ -30,7 +30,7 @@ STAGES = {
     "prediction": ("LoadImage", "GID_LoadGIDModel", "GID_PredictSpectralVolume", "ImageToMask", "ThresholdMask",
                    "GID_EditSpectrum"),
     "rendering": ("GID_MotionTexture", "GID_SoftmaxSplatRender", "GID_LoopVideo"),
-    "encoding": ("SaveAnimatedWEBP", "CreateVideo", "SaveVideo"),
+    "encoding": ("GID_SaveLoop", "SaveAnimatedWEBP", "CreateVideo", "SaveVideo"),
 }
 
 

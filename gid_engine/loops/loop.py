@@ -52,8 +52,10 @@ def step_differences(frames: torch.Tensor) -> torch.Tensor:
         return torch.zeros(n)
     diffs = []
     for start, stop in _chunks(n, _frame_bytes(frames.shape[1:], frames.dtype)):
-        following = frames[(torch.arange(start, stop) + 1) % n]
-        diffs.append((following - frames[start:stop]).abs().flatten(1).mean(dim=1).float().cpu())
+        # A slice, not a gathered copy; only the chunk holding the wrap joins frame 0 to its tail.
+        following = frames[start + 1:stop + 1] if stop < n else torch.cat([frames[start + 1:stop], frames[:1]])
+        step = following - frames[start:stop]
+        diffs.append(step.abs_().flatten(1).mean(dim=1).float().cpu())
     return torch.cat(diffs)
 
 
@@ -231,6 +233,6 @@ def make_loop(frames: torch.Tensor, *, crossfade: int = -1, frames_per_loop: int
         for r in range(1, repeats):
             looped[r * length:(r + 1) * length] = looped[:length]
     report["loop_frames"] = length
-    report["seam_ratio_after"] = seam_ratio(looped[:length])
+    report["seam_ratio_after"] = report["seam_ratio_before"] if looped is frames else seam_ratio(looped[:length])
     report["output_frames"] = looped.shape[0]
     return looped, report
