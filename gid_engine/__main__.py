@@ -5,38 +5,16 @@ import argparse
 import sys
 import time
 
-import torch
 import torch.nn.functional as F
 
 from . import checks
 from .loops import encode
-from .loops.loop import seam_ratio_of
+from .loops.loop import SeamMeter
 from .loops.media import read_image, read_mask
 from .pipeline import AnimateOptions, animate_chunks, default_device
 from .render.learned import load_renderer
 from .dynamics import cli as dynamics_cli
 from .sources.base import BUILTIN_SOURCES
-
-
-class SeamTracker:
-    """Consecutive-step and wrap figures of a clip seen chunk by chunk (the report of loops.loop.seam_ratio)."""
-
-    def __init__(self):
-        self.steps: list[float] = []
-        self.first = self.last = None
-
-    def add(self, frames: torch.Tensor) -> None:
-        frames = frames.float()
-        joined = frames if self.last is None else torch.cat([self.last[None], frames])
-        self.steps += (joined[1:] - joined[:-1]).abs().flatten(1).mean(1).tolist()
-        self.first = frames[0] if self.first is None else self.first
-        self.last = frames[-1]
-
-    def ratio(self) -> float:
-        if self.first is None:
-            return 0.0
-        wrap = float((self.first - self.last).abs().mean())
-        return seam_ratio_of(torch.tensor(self.steps + [wrap]))
 
 
 def animate_command(args, parser) -> int:
@@ -60,7 +38,7 @@ def animate_command(args, parser) -> int:
     except (ValueError, OSError) as err:
         parser.error(f"--renderer: {err}")
     started = time.perf_counter()
-    seam = SeamTracker()
+    seam = SeamMeter()
     # Rendered and encoded chunk by chunk: memory does not grow with the number of frames.
     with encode.open_loop_writer(args.output, args.fps, quality=args.quality) as writer:
         for chunk in animate_chunks(image, options, mask=mask, device=default_device(), renderer=renderer):

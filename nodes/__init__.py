@@ -6,8 +6,9 @@ from .renderer_nodes import LoadGIDRenderer
 from .edit_nodes import EditSpectrum
 from .dynamics_nodes import InteractiveDynamics
 from .video_nodes import LoadSpectralVolume, SaveSpectralVolume, VideoToSpectralVolume
-from .save_nodes import SaveLoop
+from .save_nodes import RenderLoopFile, SaveLoop
 
 NODES = [LoadGIDModel, PredictSpectralVolume, MotionTexture, SoftmaxSplatRender, LoopVideo,
          VideoToSpectralVolume, SaveSpectralVolume, LoadSpectralVolume, EditSpectrum, LoadGIDRenderer, SaveLoop,
+         RenderLoopFile,
          InteractiveDynamics]

@@ -1,14 +1,17 @@
 """SoftmaxSplatRender and LoopVideo: frames out, as an IMAGE batch plus fps."""
 from __future__ import annotations
 
+import dataclasses
+
+import torch
 from comfy_api.latest import io
 
 from ..gid_engine import checks
 from ..gid_engine.loops.loop import loop_output_bytes, make_loop
 from ..gid_engine.sources.base import volume_bytes
 from ..gid_engine.spectral.motion import MotionTexture
-from ..gid_engine.render.renderer import (CHUNK_FRAMES, CHUNK_PIXELS, DEFAULT_TEMPERATURE, SplatRenderer,
-                                          render_frames)
+from ..gid_engine.render.renderer import (CHUNK_FRAMES, CHUNK_PIXELS, DEFAULT_TEMPERATURE, Renderer,
+                                          SplatRenderer, render_frames)
 from . import comfy_bridge as bridge
 from .renderer_nodes import check_renderer
 from .types import CATEGORY, FPS, FRAMES, MotionTextureType, RendererModel
@@ -25,8 +28,8 @@ FLOAT32_BYTES = 4
 # Scratch of the splatting operator per pixel of a chunk (renderer.CHUNK_PIXELS notes about 150 B/pixel),
 # rounded up for the fill and the sharpness pass.
 RENDER_SCRATCH_PER_PIXEL = 200
-STREAMING_HINT = ("render fewer frames or a smaller picture, or write the video chunk by chunk with Save Loop "
-                  "instead of holding every frame")
+STREAMING_HINT = ("render fewer frames or a smaller picture, or render straight into a file with Render Loop File "
+                  "(chunk by chunk, without holding every frame)")
 
 
 def frames_bytes(count: int, height: int, width: int) -> int:
@@ -73,11 +76,35 @@ class SoftmaxSplatRender(io.ComfyNode):
     @classmethod
     def execute(cls, image, motion_texture, temperature: float, fps: float | None = None,
                 importance=None, renderer_model=None) -> io.NodeOutput:
+        fps = None if fps is None else FPS.check("fps", fps)
+        job = RenderJob.prepare(image, motion_texture, temperature, importance, renderer_model, hold_frames=True)
+        fps = motion_texture.fps if fps is None else fps
+        frames = render_frames(job.renderer, job.picture, job.motion, temperature=job.temperature,
+                               metric=job.metric, out_device=job.out_device,
+                               progress=bridge.progress_reporter(job.motion.frame_count))
+        frames = frames.reshape(-1, *frames.shape[2:])
+        return io.NodeOutput(frames, fps, ui=loop_preview_ui(frames, fps))
+
+
+@dataclasses.dataclass
+class RenderJob:
+    """What a rendering node hands the engine: checked inputs, the motion on the picture's grid, the renderer."""
+
+    renderer: Renderer
+    picture: torch.Tensor  # [B, 3, H, W] on the compute device
+    motion: MotionTexture
+    metric: torch.Tensor | None
+    temperature: float
+    out_device: torch.device
+
+    @classmethod
+    def prepare(cls, image, motion_texture, temperature: float, importance=None, renderer_model=None, *,
+                hold_frames: bool) -> "RenderJob":
+        """Check the inputs and that the render fits: every frame (hold_frames) or one chunk at a time."""
         bridge.check_image("image", image)
         if not isinstance(motion_texture, MotionTexture):
             raise ValueError(f"motion_texture: expected a MOTION_TEXTURE, got {type(motion_texture).__name__}")
         temperature = TEMPERATURE.check("temperature", temperature)
-        fps = motion_texture.fps if fps is None else FPS.check("fps", fps)
         b, h, w, _ = image.shape
         if motion_texture.batch != b:
             raise ValueError(f"image: a batch of {b} pictures for a motion texture of {motion_texture.batch}")
@@ -85,7 +112,9 @@ class SoftmaxSplatRender(io.ComfyNode):
         output, scratch = render_bytes(b, motion_texture.frame_count, h, w)
         scratch += volume_bytes(b, motion_texture.volume.num_bins, h, w)  # the volume resized to the picture
         what = f"motion_texture: rendering {motion_texture.frame_count} frames of {w}x{h}"
-        if device == out_device:
+        if not hold_frames:
+            bridge.require_memory(what + " chunk by chunk", scratch, device)
+        elif device == out_device:
             bridge.require_memory(what, output + scratch, device, STREAMING_HINT)
         else:
             bridge.require_memory(what, output, out_device, STREAMING_HINT)
@@ -96,11 +125,7 @@ class SoftmaxSplatRender(io.ComfyNode):
             metric = bridge.check_mask("importance", importance, image).to(device).unsqueeze(1).expand(b, 1, h, w)
             metric = metric * (temperature * IMPORTANCE_SCALE)
         renderer = SplatRenderer() if renderer_model is None else check_renderer(renderer_model).to(device)
-        frames = render_frames(renderer, image.permute(0, 3, 1, 2).to(device), motion,
-                               temperature=temperature, metric=metric, out_device=out_device,
-                               progress=bridge.progress_reporter(motion.frame_count))
-        frames = frames.reshape(-1, h, w, 3)
-        return io.NodeOutput(frames, fps, ui=loop_preview_ui(frames, fps))
+        return cls(renderer, image.permute(0, 3, 1, 2).to(device), motion, metric, temperature, out_device)
 
 
 class LoopVideo(io.ComfyNode):

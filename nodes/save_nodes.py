@@ -1,6 +1,8 @@
-"""Save Loop: frames + fps -> a seamless looping MP4, WebM, WebP or GIF in ComfyUI's output folder."""
+"""Save Loop: frames + fps -> a seamless looping MP4, WebM, WebP or GIF in ComfyUI's output folder.
+Render Loop File: picture + motion texture -> the same file, rendered and encoded chunk by chunk."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
@@ -10,8 +12,11 @@ from comfy_api.latest import io
 
 from ..gid_engine import checks
 from ..gid_engine.loops import encode
+from ..gid_engine.loops.loop import SeamMeter
+from ..gid_engine.render.renderer import DEFAULT_TEMPERATURE, render_chunks
 from . import comfy_bridge as bridge
-from .types import CATEGORY
+from .render_nodes import TEMPERATURE, RenderJob
+from .types import CATEGORY, MotionTextureType, RendererModel
 
 FORMAT_TOOLTIP = (
     "mp4: H.264 (yuv420p, fast start), plays everywhere: browsers, phones, social sites; the default. "
@@ -67,28 +72,99 @@ class SaveLoop(io.ComfyNode):
         fps = checks.number("fps", fps, above=0, maximum=1000)
         format = checks.choice("format", format, encode.FORMATS)
         quality = checks.integer("quality", quality, minimum=0, maximum=100)
-        prefix = checks.relative_path("filename_prefix", filename_prefix)
-        height, width = images.shape[1:3]
-        output_dir = os.path.abspath(folder_paths.get_output_directory())
-        folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(prefix, output_dir, width, height)
-        filename = f"{name}_{counter:05}_.{format}"
+        (path, shown), = output_files(filename_prefix, images.shape[2], images.shape[1], format, 1)
+        encode.write_loop(images, path, fps, quality=quality, metadata=workflow_metadata(cls.hidden), format=format,
+                          progress=bridge.progress_reporter(images.shape[0]))
+        return io.NodeOutput(ui={"images": [shown], "animated": (True,)})
+
+
+class RenderLoopFile(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="GID_RenderLoopFile",
+            display_name="Render Loop File",
+            category=CATEGORY,
+            description="Renders the animation straight into a looping file, chunk by chunk: what Softmax Splat "
+                        "Render followed by Save Loop make, without holding every frame in memory, so long and "
+                        "large loops (minutes, 4K) fit. The file is seamless when the motion texture loops (its "
+                        "loop option, the default). For cross-fades, retiming or repeats, or to pass frames to "
+                        "other nodes, use Softmax Splat Render, Loop Video and Save Loop instead.",
+            inputs=[
+                io.Image.Input("image", tooltip="The picture to animate (one file is written per picture)."),
+                MotionTextureType.Input("motion_texture"),
+                io.Float.Input("temperature", default=DEFAULT_TEMPERATURE, **TEMPERATURE.widget(), step=0.05,
+                               tooltip="As in Softmax Splat Render: how strongly faster-moving pixels win where "
+                                       "pixels overlap."),
+                io.Combo.Input("format", options=list(encode.FORMATS), default=encode.DEFAULT_FORMAT,
+                               tooltip=FORMAT_TOOLTIP),
+                io.Int.Input("quality", default=encode.DEFAULT_QUALITY, min=0, max=100, tooltip=QUALITY_TOOLTIP),
+                io.String.Input("filename_prefix", default="gid/loop",
+                                tooltip="File name prefix inside the output folder; may include subfolders "
+                                        "(gid/loop). Absolute paths and '..' are refused."),
+                io.Mask.Input("importance", optional=True,
+                              tooltip="Overrides the depth proxy: brighter = in front where pixels overlap."),
+                RendererModel.Input("renderer_model", optional=True,
+                                    tooltip="A learned renderer from Load GID Renderer; without it the "
+                                            "training-free softmax-splat renderer draws the frames."),
+            ],
+            outputs=[],
+            hidden=[io.Hidden.prompt, io.Hidden.extra_pnginfo],
+            is_output_node=True,
+        )
+
+    @classmethod
+    def execute(cls, image, motion_texture, temperature: float, format: str, quality: int, filename_prefix: str,
+                importance=None, renderer_model=None) -> io.NodeOutput:
+        format = checks.choice("format", format, encode.FORMATS)
+        quality = checks.integer("quality", quality, minimum=0, maximum=100)
+        job = RenderJob.prepare(image, motion_texture, temperature, importance, renderer_model, hold_frames=False)
+        if job.motion.frame_count < encode.MIN_FRAMES:
+            raise ValueError(f"motion_texture: a loop needs at least {encode.MIN_FRAMES} frames, got "
+                             f"{job.motion.frame_count}")
+        batch, _, height, width = job.picture.shape
+        files = output_files(filename_prefix, width, height, format, batch)
+        metadata = workflow_metadata(cls.hidden)
+        seams = [SeamMeter() for _ in files]
+        with contextlib.ExitStack() as stack:  # every file is removed if rendering fails or is cancelled
+            writers = [stack.enter_context(encode.open_loop_writer(path, job.motion.fps, quality, metadata, format))
+                       for path, _ in files]
+            for _, frames in render_chunks(job.renderer, job.picture, job.motion, temperature=job.temperature,
+                                           metric=job.metric, out_device="cpu",
+                                           progress=bridge.progress_reporter(job.motion.frame_count)):
+                for writer, seam, clip in zip(writers, seams, frames):
+                    writer.write(clip)
+                    seam.add(clip)
+        count = job.motion.frame_count
+        report = [{"loop_frames": count, "output_frames": count, "crossfade_frames": 0,
+                   "seam_ratio_after": seam.ratio(), "fps": job.motion.fps} for seam in seams]
+        return io.NodeOutput(ui={"images": [shown for _, shown in files], "animated": (True,), "gid_loop": report})
+
+
+def output_files(filename_prefix, width: int, height: int, format: str, count: int) -> list[tuple[str, dict]]:
+    """`count` new files in the output folder: (path, the entry the frontend shows) each, numbered on from the
+    folder's last file with this prefix; refused if the prefix leads outside the output folder."""
+    prefix = checks.relative_path("filename_prefix", filename_prefix)
+    output_dir = os.path.abspath(folder_paths.get_output_directory())
+    folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(prefix, output_dir, width, height)
+    files = []
+    for index in range(count):
+        filename = f"{name}_{counter + index:05}_.{format}"
         path = os.path.abspath(os.path.join(folder, filename))
         # %date% expansion or odd names must not lead outside the output folder either.
         if os.path.commonpath([output_dir, path]) != output_dir:
             raise ValueError(f"filename_prefix: {filename_prefix!r} leads outside the output folder")
-        encode.write_loop(images, path, fps, quality=quality, metadata=cls._workflow_metadata(), format=format,
-                          progress=bridge.progress_reporter(images.shape[0]))
-        return io.NodeOutput(ui={"images": [{"filename": filename, "subfolder": subfolder, "type": "output"}],
-                                 "animated": (True,)})
+        files.append((path, {"filename": filename, "subfolder": subfolder, "type": "output"}))
+    return files
 
-    @classmethod
-    def _workflow_metadata(cls) -> dict[str, str]:
-        """What core savers embed: the prompt and the workflow (extra_pnginfo), as JSON text."""
-        if comfy_args.disable_metadata or cls.hidden is None:
-            return {}
-        metadata = {}
-        if cls.hidden.prompt is not None:
-            metadata["prompt"] = json.dumps(cls.hidden.prompt)
-        for key, value in (cls.hidden.extra_pnginfo or {}).items():
-            metadata[key] = json.dumps(value)
-        return metadata
+
+def workflow_metadata(hidden) -> dict[str, str]:
+    """What core savers embed: the prompt and the workflow (extra_pnginfo), as JSON text."""
+    if comfy_args.disable_metadata or hidden is None:
+        return {}
+    metadata = {}
+    if hidden.prompt is not None:
+        metadata["prompt"] = json.dumps(hidden.prompt)
+    for key, value in (hidden.extra_pnginfo or {}).items():
+        metadata[key] = json.dumps(value)
+    return metadata

@@ -75,6 +75,28 @@ def seam_ratio_of(diffs: torch.Tensor) -> float:
     return wrap / median
 
 
+class SeamMeter:
+    """seam_ratio of a clip seen chunk by chunk ([n, ...] frames in order): for writers that keep no frames."""
+
+    def __init__(self):
+        self.steps: list[float] = []
+        self.first = self.last = None
+
+    def add(self, frames: torch.Tensor) -> None:
+        if frames.shape[0] == 0:
+            return
+        joined = frames if self.last is None else torch.cat([self.last[None], frames])
+        self.steps += (joined[1:] - joined[:-1]).abs().flatten(1).mean(1).float().tolist()
+        self.first = frames[0] if self.first is None else self.first
+        self.last = frames[-1]
+
+    def ratio(self) -> float:
+        if self.first is None:
+            return 0.0
+        wrap = float((self.first - self.last).abs().mean())
+        return seam_ratio_of(torch.tensor(self.steps + [wrap], dtype=torch.float64))
+
+
 def _crossfaded(frames: torch.Tensor, overlap: int) -> tuple[int, FrameSource]:
     """The plan of a loop of N - overlap frames whose tail fades into its head."""
     n = frames.shape[0]

@@ -272,7 +272,7 @@ class MotionCues:
     @cached_property
     def skin(self) -> torch.Tensor:
         """Smooth skin-coloured areas (faces, hands)."""
-        r, g, b = self.r, self.g, self.b
+        r, b = self.r, self.b
         # YCbCr skin box (Chai & Ngan 1999), softened.
         y = self.lum
         cb = 0.5 + (b - y) * 0.564

@@ -37,7 +37,6 @@ def test_first_frame_of_an_anchored_texture_is_the_picture():
 
 def test_uniform_shift_moves_the_picture_and_leaves_no_holes():
     image = picture(seed=1)
-    coeffs = torch.zeros(1, 16, 2, 24, 32, dtype=torch.complex64)
     motion = MotionTexture.from_volume(moving_volume(), 150, 30.0, loop=False)
     fields = motion.fields(0, 150)
     t = int(fields[:, 0, 0].mean(dim=(1, 2)).argmax())  # frame of the largest shift to the right

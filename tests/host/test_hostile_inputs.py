@@ -257,8 +257,8 @@ def test_requests_bigger_than_the_machine_are_refused_up_front(comfy_host: Comfy
     cases = [("frames_per_loop 1e9", with_input("loop", "frames_per_loop", 10 ** 9, True), ("frames_per_loop",)),
              ("repeats 1e9", with_input("loop", "repeats", 10 ** 9, True), ("repeats",)),
              ("frames 1e12", with_input("motion", "frames", 10 ** 12, True), ("frames",)),
-             ("render of 100000 frames at 1024x576", too_big_render, ("needs about", "GB are free", "Save Loop")),
-             ("loop of 10^8 frames", too_big_loop, ("needs about", "GB are free", "Save Loop"))]
+             ("render of 100000 frames at 1024x576", too_big_render, ("needs about", "GB are free", "Render Loop File")),
+             ("loop of 10^8 frames", too_big_loop, ("needs about", "GB are free", "Render Loop File"))]
     if PriorSource().estimate_bytes(1, 4320, 7680) > psutil.virtual_memory().total:  # else it fits and runs
         cases.append(("prediction at 8K", too_big_picture, ("image", "7680x4320", "needs about", "GB are free")))
     for name, build, needles in cases:

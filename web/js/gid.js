@@ -1,5 +1,5 @@
 // GID node pack, browser side: the spectrum editor on Edit Spectrum, the motion overlay after motion-making nodes,
-// the looping preview on the render nodes, Loop Video's report and Video To Spectral Volume's (bins used). Data arrives the ComfyUI way: each node's
+// the looping preview on the render nodes, the loop report of Loop Video and Render Loop File and Video To Spectral Volume's (bins used). Data arrives the ComfyUI way: each node's
 // `ui` output reaches onExecuted; pictures are temp files fetched through /view.
 import { app } from "../../../scripts/app.js";
 import { attachEditor, chain, showLoopPreview, showMotionOverlay } from "./media_widgets.js";
@@ -8,7 +8,7 @@ import { addSpectrumEditor } from "./spectrum_editor.js";
 const OVERLAY_NODES = new Set(["GID_PredictSpectralVolume", "GID_VideoToSpectralVolume", "GID_EditSpectrum"]);
 const PREVIEW_NODES = new Set(["GID_SoftmaxSplatRender", "GID_LoopVideo"]);
 const EDITOR_NODE = "GID_EditSpectrum";
-const REPORT_NODE = "GID_LoopVideo";
+const REPORT_NODES = new Set(["GID_LoopVideo", "GID_RenderLoopFile"]);
 const VIDEO_NODE = "GID_VideoToSpectralVolume";
 
 function formatLoopReport(report) {
@@ -43,7 +43,7 @@ app.registerExtension({
   name: "GID.NodeViews",
   async beforeRegisterNodeDef(nodeType, nodeData) {
     const name = nodeData.name;
-    if (!OVERLAY_NODES.has(name) && !PREVIEW_NODES.has(name) && name !== REPORT_NODE && name !== VIDEO_NODE) return;
+    if (!OVERLAY_NODES.has(name) && !PREVIEW_NODES.has(name) && !REPORT_NODES.has(name) && name !== VIDEO_NODE) return;
 
     if (name === EDITOR_NODE) attachEditor(nodeType, "gidSpectrumEditor", addSpectrumEditor, 320);
 
@@ -51,7 +51,7 @@ app.registerExtension({
       if (name === EDITOR_NODE && message?.gid_spectrum?.[0]) this.gidSpectrumEditor?.setSpectrum(message.gid_spectrum[0]);
       if (OVERLAY_NODES.has(name) && message?.gid_motion) showMotionOverlay(this, message.gid_motion);
       if (PREVIEW_NODES.has(name) && message?.gid_preview) showLoopPreview(this, message.gid_preview);
-      if (name === REPORT_NODE && message?.gid_loop?.[0]) showReport(this, formatLoopReport(message.gid_loop[0]));
+      if (REPORT_NODES.has(name) && message?.gid_loop?.[0]) showReport(this, formatLoopReport(message.gid_loop[0]));
       if (name === VIDEO_NODE && message?.gid_video_motion?.[0]) {
         showReport(this, formatVideoReport(message.gid_video_motion[0]));
       }
