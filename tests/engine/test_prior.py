@@ -1,9 +1,7 @@
-import math
-
 import pytest
 import torch
 
-from gid_engine.spectral.motion import MotionTexture, displacement_at
+from gid_engine.spectral.motion import displacement_at
 from gid_engine.spectral.normalization import natural_motion_spectrum
 from gid_engine.sources.prior import ProceduralPrior
 

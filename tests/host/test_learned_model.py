@@ -3,10 +3,7 @@ from __future__ import annotations
 
 import json
 import pickle
-import shutil
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest

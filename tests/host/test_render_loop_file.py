@@ -11,7 +11,7 @@ from comfy_host import ComfyHost, PromptFailed
 
 from gid_engine.loops.encode_figures import decode_loop
 from test_hostile_inputs import MemoryWatch
-from test_save_loop import sample, save_loop_prompt  # noqa: F401 - sample is a fixture
+from test_save_loop import sample, save_loop_prompt  # noqa: F401,F811 - sample is a fixture
 
 MB = 1024 * 1024
 
