@@ -123,6 +123,10 @@ def test_shipped_workflow_runs_and_loops(comfy_host: ComfyHost, workflow: Path, 
         request.getfixturevalue("tiny_checkpoint")  # a learned workflow needs a checkpoint in models/gid
     since = comfy_host.log_size()
     prompt = workflow_to_api(json.loads(workflow.read_text()), comfy_host.object_info())
+    if not any(n["class_type"] == "GID_LoopVideo" for n in prompt.values()):
+        check_workflow_rendering_to_a_file(comfy_host, workflow, prompt)
+        assert_no_pack_tracebacks(since)
+        return
     # Also keep the loop's frames losslessly: lossy codecs add their own keyframe steps anywhere in a clip.
     loop_id = next(i for i, n in prompt.items() if n["class_type"] == "GID_LoopVideo")
     prompt["exact"] = {"class_type": "SaveAnimatedWEBP",
@@ -156,6 +160,28 @@ def test_shipped_workflow_runs_and_loops(comfy_host: ComfyHost, workflow: Path, 
             with Image.open(path) as im:
                 assert json.loads(im.getexif()[0x010F].split(":", 1)[1]) == {"shipped": workflow.stem}
     assert_no_pack_tracebacks(since)
+
+
+def check_workflow_rendering_to_a_file(comfy_host: ComfyHost, workflow: Path, prompt: dict[str, Any]) -> None:
+    """A workflow whose Render Loop File writes the loop (no IMAGE batch to compare with): the decoded file has
+    every frame, moves, and wraps like any other step; the workflow is embedded."""
+    entry = comfy_host.run(prompt, timeout=600, extra_data={"extra_pnginfo": {"workflow": {"shipped": workflow.stem}}})
+    files = [f for f in saved_files(comfy_host, entry) if prompt[f["node_id"]]["class_type"] == "GID_RenderLoopFile"]
+    assert files, entry["outputs"]
+    frames_node = next(n for n in prompt.values() if n["class_type"] == "GID_MotionTexture")["inputs"]["frames"]
+    for file in files:
+        path = comfy_host.output_dir / file["subfolder"] / file["filename"]
+        decoded = decode_loop(path).astype(np.float32)
+        assert len(decoded) == frames_node
+        seam, median = seam_and_median(decoded)
+        assert median > 0.05, "the animation does not move"
+        assert seam <= 1.25 * median, f"wrap step {seam:.3f} vs median step {median:.3f} in {file['filename']}"
+        if path.suffix in (".mp4", ".webm"):
+            import av
+
+            with av.open(str(path)) as container:
+                tags = {k.lower(): v for k, v in container.metadata.items()}
+            assert json.loads(tags["workflow"]) == {"shipped": workflow.stem}
 
 
 def test_progress_is_reported_and_cancel_keeps_the_server_healthy(comfy_host: ComfyHost, sample: str) -> None:
