@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import functools
-from functools import partial
+from functools import cached_property, partial
 from typing import Iterator
 
 import torch
@@ -52,8 +51,9 @@ def real_coefficients(volume: SpectralVolume) -> torch.Tensor:
     strided real and imaginary views of the complex tensor on every call, which cost more than the product).
     """
     b, k, _, h, w = volume.coeffs.shape
+    real_dtype = torch.float64 if volume.coeffs.dtype == torch.complex128 else torch.float32  # half is too coarse
     flat = volume.coeffs.permute(1, 0, 2, 3, 4).reshape(k, b * 2 * h * w)
-    return torch.cat([flat.real, flat.imag])
+    return torch.cat([flat.real.to(real_dtype), flat.imag.to(real_dtype)])
 
 
 def synthesize(volume: SpectralVolume, basis: torch.Tensor, coefficients: torch.Tensor | None = None
@@ -139,7 +139,7 @@ class MotionTexture:
     def replace(self, **changes) -> "MotionTexture":
         return dataclasses.replace(self, **changes)
 
-    @functools.cached_property
+    @cached_property
     def _coefficients(self) -> torch.Tensor:
         # Built once per texture: every chunk of a render reuses it (the volume's size again in memory).
         return real_coefficients(self.volume)

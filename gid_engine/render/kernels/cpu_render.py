@@ -1,10 +1,12 @@
 """SplatRenderer's whole frame pipeline fused on CPU (numba): snap, pad, splat, hole fill, crop, write.
 
 The same computation as SplatRenderer's plain-torch path at its defaults (one level, no sharpening), per
-frame in parallel: still-drift snapping, replicate padding by `margin`, softmax splatting of colour, depth
-and an "inside" channel (cpu.splat_frame), trust of replicated border content, and the background-preferring
-push-pull fill, written straight into a channel-last output. No full-resolution temporary leaves a frame's
-own scratch, so a chunk costs one pass over memory instead of dozens of tensor operations.
+frame in parallel: still-drift snapping, replicate padding by `margin` (read from the unpadded flow),
+softmax splatting of colour, depth and an "inside" channel (cpu.splat_frame's arithmetic with the channel
+count fixed, so each corner's seven sums stay in registers), trust of replicated border content, and the
+background-preferring push-pull fill, written straight into a channel-last output. Each frame's canvas holds
+the splat and then, in place, the colour, alpha and fill weight the fill reads: no other full-resolution
+temporary, so a chunk costs a few passes over memory instead of dozens of tensor operations.
 """
 from __future__ import annotations
 
