@@ -110,7 +110,8 @@ class RenderJob:
             raise ValueError(f"image: a batch of {b} pictures for a motion texture of {motion_texture.batch}")
         device, out_device = bridge.compute_device(), bridge.output_device()
         output, scratch = render_bytes(b, motion_texture.frame_count, h, w)
-        scratch += volume_bytes(b, motion_texture.volume.num_bins, h, w)  # the volume resized to the picture
+        # The volume resized to the picture, and the motion texture's real coefficient matrix (as large again).
+        scratch += 2 * volume_bytes(b, motion_texture.volume.num_bins, h, w)
         what = f"motion_texture: rendering {motion_texture.frame_count} frames of {w}x{h}"
         if not hold_frames:
             bridge.require_memory(what + " chunk by chunk", scratch, device)

@@ -2,7 +2,6 @@
 Render Loop File: picture + motion texture -> the same file, rendered and encoded chunk by chunk."""
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 
@@ -118,6 +117,7 @@ class RenderLoopFile(io.ComfyNode):
                 importance=None, renderer_model=None) -> io.NodeOutput:
         format = checks.choice("format", format, encode.FORMATS)
         quality = checks.integer("quality", quality, minimum=0, maximum=100)
+        checks.relative_path("filename_prefix", filename_prefix)  # refused before any rendering work
         job = RenderJob.prepare(image, motion_texture, temperature, importance, renderer_model, hold_frames=False)
         if job.motion.frame_count < encode.MIN_FRAMES:
             raise ValueError(f"motion_texture: a loop needs at least {encode.MIN_FRAMES} frames, got "
@@ -126,15 +126,24 @@ class RenderLoopFile(io.ComfyNode):
         files = output_files(filename_prefix, width, height, format, batch)
         metadata = workflow_metadata(cls.hidden)
         seams = [SeamMeter() for _ in files]
-        with contextlib.ExitStack() as stack:  # every file is removed if rendering fails or is cancelled
-            writers = [stack.enter_context(encode.open_loop_writer(path, job.motion.fps, quality, metadata, format))
-                       for path, _ in files]
+        writers = []
+        try:
+            for path, _ in files:
+                writers.append(encode.open_loop_writer(path, job.motion.fps, quality, metadata, format))
             for _, frames in render_chunks(job.renderer, job.picture, job.motion, temperature=job.temperature,
                                            metric=job.metric, out_device="cpu",
                                            progress=bridge.progress_reporter(job.motion.frame_count)):
                 for writer, seam, clip in zip(writers, seams, frames):
                     writer.write(clip)
                     seam.add(clip)
+            for writer in writers:
+                writer.close()
+        except BaseException:
+            # Failed, cancelled, or one file could not be finished: no file of this run is left, finished or not.
+            for writer in writers:
+                writer.abort()
+                writer.path.unlink(missing_ok=True)
+            raise
         count = job.motion.frame_count
         report = [{"loop_frames": count, "output_frames": count, "crossfade_frames": 0,
                    "seam_ratio_after": seam.ratio(), "fps": job.motion.fps} for seam in seams]

@@ -85,10 +85,12 @@ class SeamMeter:
     def add(self, frames: torch.Tensor) -> None:
         if frames.shape[0] == 0:
             return
+        frames = frames.float()
         joined = frames if self.last is None else torch.cat([self.last[None], frames])
-        self.steps += (joined[1:] - joined[:-1]).abs().flatten(1).mean(1).float().tolist()
-        self.first = frames[0] if self.first is None else self.first
-        self.last = frames[-1]
+        self.steps += (joined[1:] - joined[:-1]).abs().flatten(1).mean(1).tolist()
+        # Copies: views would keep the whole first and last chunks alive.
+        self.first = frames[0].clone() if self.first is None else self.first
+        self.last = frames[-1].clone()
 
     def ratio(self) -> float:
         if self.first is None:

@@ -233,9 +233,11 @@ def render_chunks(renderer: Renderer, image: torch.Tensor, motion: MotionTexture
     metric = metric.to(device, image.dtype)
     total = motion.frame_count
     step = max(1, min(CHUNK_FRAMES, CHUNK_PIXELS // (b * h * w)))
-    threads = torch.get_num_threads() if device.type == "cpu" else 1
-    if step > threads:  # CPU kernels run a chunk's frames in parallel: no thread idles at a chunk's end
-        step -= step % threads
+    # Even chunks: the CPU kernels run a chunk's frames in parallel, and on the usual even thread counts no thread
+    # then idles at a chunk's end. Not the machine's own thread count: a chunk's margin and fill depth shape its
+    # hole filling, so the frames must not depend on the machine.
+    if step > 2:
+        step -= step % 2
     for start, fields in motion.chunks(step):
         frames = renderer.render_chunk(image, fields.to(device, image.dtype), metric)
         frames = frames.permute(1, 0, 3, 4, 2).to(out_device)

@@ -316,7 +316,9 @@ def render_frames(features: torch.Tensor, metric: torch.Tensor, exp_z: torch.Ten
                   ) -> torch.Tensor:
     """Frames [B, n, h, w, 3] from padded picture features [B, 5, H', W'] and flow [n * B, 2, h, w]."""
     dtype = features.dtype
-    pictures, _, hp, wp = features.shape
+    pictures, channels, hp, wp = features.shape
+    if channels != 5:  # _splat_picture's registers hold exactly colour, metric and inside
+        raise ValueError(f"features: expected 5 channels (colour, metric, inside), got {channels}")
     frames, _, h, w = flow.shape
     shapes = pyramid_shapes(hp, wp)
     sizes = [a * b for a, b in shapes]
