@@ -348,3 +348,39 @@ def test_no_console_errors_or_warnings_from_the_pack(gid_page: GIDPage) -> None:
     assert not ours, json.dumps(ours, indent=1)
     scripts = {url.split(PACK_SCRIPTS, 1)[1]: status for url, status in gid_page.responses if PACK_SCRIPTS in url}
     assert {name: scripts.get(name) for name in PACK_JS} == {name: 200 for name in PACK_JS}, scripts
+
+
+def test_render_loop_file_plays_its_file_and_shows_the_wrap_report(gid_page: GIDPage) -> None:
+    """The long-loop workflow, shrunk: its MP4 plays on the node (both renderers) and the wrap report is shown."""
+    load_workflow(gid_page, json.loads((REPO / "workflows" / "long_loop_to_file.json").read_text()))
+    gid_page.js("""(seed) => {
+        gidTest.setWidget('LoadImage', 'image', 'gid_browser_tiny.png');
+        gidTest.setWidget('GID_MotionTexture', 'frames', 8);
+        gidTest.setWidget('GID_PredictSpectralVolume', 'seed', seed);
+    }""", 50 + list(RENDERERS).index(gid_page.renderer))  # own seed per page: cached nodes send no `executed`
+    entry = gid_page.run()
+    node_id = gid_page.js("() => gidTest.node('GID_RenderLoopFile').id")
+    shown = entry["outputs"][str(node_id)]["images"][0]
+    assert shown["filename"].endswith(".mp4")
+    gid_page.focus("GID_RenderLoopFile")
+    report = gid_page.js("(id) => window.comfyAPI.app.app.graph.getNodeById(id).gidReportElement?.textContent",
+                         node_id)
+    assert report.startswith("loop: 8 frames x 1 | wrap step / median step: "), report
+    assert 0.5 < float(report.rsplit(":", 1)[1]) < 1.5, report
+    # The file itself, decoded and playing in the page's <video> (not a broken-picture placeholder).
+    gid_page.page.wait_for_function("(name) => [...document.querySelectorAll('video')].some(v => "
+                                    "(v.currentSrc || v.src).includes(name) && v.readyState >= 2)",
+                                    arg=shown["filename"], timeout=30_000)
+    played = gid_page.js("""async (name) => {
+        const video = [...document.querySelectorAll('video')].find(v => (v.currentSrc || v.src).includes(name));
+        video.muted = true;
+        await video.play();
+        const start = video.currentTime;
+        await new Promise(r => setTimeout(r, 400));
+        return {width: video.videoWidth, height: video.videoHeight, start, now: video.currentTime,
+                loop: video.loop, duration: video.duration};
+    }""", shown["filename"])
+    assert (played["width"], played["height"]) == (128, 72), played
+    assert played["now"] != played["start"], f"the video does not play: {played}"
+    assert not gid_page.page.get_by_text("Image failed to load").is_visible()
+    gid_page.shot("07-render-loop-file")
