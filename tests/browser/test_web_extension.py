@@ -384,3 +384,18 @@ def test_render_loop_file_plays_its_file_and_shows_the_wrap_report(gid_page: GID
     assert played["now"] != played["start"], f"the video does not play: {played}"
     assert not gid_page.page.get_by_text("Image failed to load").is_visible()
     gid_page.shot("07-render-loop-file")
+
+    # An animated WebP from the same node is a picture again (canvas image or, in Vue, an <img>), not a video.
+    gid_page.js("() => gidTest.setWidget('GID_RenderLoopFile', 'format', 'webp')")
+    entry = gid_page.run()
+    shown = entry["outputs"][str(node_id)]["images"][0]
+    assert shown["filename"].endswith(".webp")
+    gid_page.focus("GID_RenderLoopFile")
+    gid_page.page.wait_for_function("""([id, name]) => {
+        const node = window.comfyAPI.app.app.graph.getNodeById(id);
+        const pictures = [...(node.imgs || []), ...document.querySelectorAll('img')];
+        return pictures.some(i => i.src.includes(name) && i.complete && i.naturalWidth === 128);
+    }""", arg=[node_id, shown["filename"]], timeout=30_000)
+    assert not gid_page.js("(name) => [...document.querySelectorAll('video')].some(v => "
+                           "(v.currentSrc || v.src).includes(name))", shown["filename"])
+    gid_page.shot("08-render-loop-file-webp")
