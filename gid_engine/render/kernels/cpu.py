@@ -54,14 +54,31 @@ _previous_cache_dir = module_cache_dir(__name__) if numba is not None else None
 
 if numba is not None:
     @njit(inline="always")
-    def _target(flow, y, x, h, w, row):  # pragma: no cover - compiled
-        """Canvas index of the top-left corner of source (y, x)'s target, and its fractional offsets."""
+    def landing(fx, fy, y, x, h, w, row):  # pragma: no cover - compiled
+        """Canvas index of the top-left corner where source (y, x) displaced by (fx, fy) lands, and the
+        fractional offsets."""
         # Positions are clamped into a ring of one pixel (the canvas has a spare row/column beyond it):
         # what lands there is outside the picture and is cut away, so no corner needs a bounds test.
-        tx = min(max(x + np.float64(flow[0, y, x]), -1.0), np.float64(w))
-        ty = min(max(y + np.float64(flow[1, y, x]), -1.0), np.float64(h))
+        tx = min(max(x + np.float64(fx), -1.0), np.float64(w))
+        ty = min(max(y + np.float64(fy), -1.0), np.float64(h))
         x0, y0 = np.floor(tx), np.floor(ty)
         return (int(y0) + 1) * row + int(x0) + 1, tx - x0, ty - y0
+
+    @njit(inline="always")
+    def _target(flow, y, x, h, w, row):  # pragma: no cover - compiled
+        return landing(flow[0, y, x], flow[1, y, x], y, x, h, w, row)
+
+    @njit(inline="always")
+    def raise_shift(zmax, t, row, ax, ay, z):  # pragma: no cover - compiled
+        """Per-target shift: metric z reaches the four corners at t with nonzero bilinear weight."""
+        if (1 - ax) * (1 - ay) > 0:
+            zmax[t] = max(zmax[t], z)
+        if ax * (1 - ay) > 0:
+            zmax[t + 1] = max(zmax[t + 1], z)
+        if (1 - ax) * ay > 0:
+            zmax[t + row] = max(zmax[t + row], z)
+        if ax * ay > 0:
+            zmax[t + row + 1] = max(zmax[t + row + 1], z)
 
     @njit(inline="always")
     def _add(flat, base, c, weight, bilinear, features, y, x):  # pragma: no cover - compiled
@@ -86,15 +103,7 @@ if numba is not None:
             for y in range(h):
                 for x in range(w):
                     t, ax, ay = _target(flow, y, x, h, w, row)
-                    z = np.float64(metric[y, x])
-                    if (1 - ax) * (1 - ay) > 0:
-                        zmax[t] = max(zmax[t], z)
-                    if ax * (1 - ay) > 0:
-                        zmax[t + 1] = max(zmax[t + 1], z)
-                    if (1 - ax) * ay > 0:
-                        zmax[t + row] = max(zmax[t + row], z)
-                    if ax * ay > 0:
-                        zmax[t + row + 1] = max(zmax[t + row + 1], z)
+                    raise_shift(zmax, t, row, ax, ay, np.float64(metric[y, x]))
         for y in range(h):
             for x in range(w):
                 t, ax, ay = _target(flow, y, x, h, w, row)

@@ -24,11 +24,13 @@ if cpu.numba is not None:
     _previous_cache_dir = cpu.module_cache_dir(__name__)
 
     @njit(cache=True, nogil=True)
-    def _pool(src, src_h, src_w, dst, dst_h, dst_w, premultiply):  # pragma: no cover - compiled
+    def _pool(src, first, stride, src_h, src_w, weight_column, premultiply, dst, dst_h, dst_w
+              ):  # pragma: no cover - compiled
         """2x2 average (1 along an axis of size 1, edge windows clipped) of premultiplied colour and weight.
 
-        src/dst [pixels, 4+]: colour (premultiplied unless `premultiply`, then multiplied here) and weight
-        in column 3 (src) and 3 (dst)."""
+        src [rows, 4+]: pixel (y, x) at row first + y * stride + x, colour in columns 0-2 (premultiplied unless
+        `premultiply`, then multiplied here) and weight in `weight_column`; dst [dst_h * dst_w, 4+]: the same
+        with the weight in column 3."""
         kh, kw = (2 if src_h > 1 else 1), (2 if src_w > 1 else 1)
         for yo in range(dst_h):
             for xo in range(dst_w):
@@ -36,8 +38,8 @@ if cpu.numba is not None:
                 count = 0
                 for y in range(yo * kh, min(yo * kh + kh, src_h)):
                     for x in range(xo * kw, min(xo * kw + kw, src_w)):
-                        i = y * src_w + x
-                        weight = np.float64(src[i, 4 if premultiply else 3])
+                        i = first + y * stride + x
+                        weight = np.float64(src[i, weight_column])
                         scale = weight if premultiply else 1.0
                         s0 += src[i, 0] * scale
                         s1 += src[i, 1] * scale
@@ -46,6 +48,16 @@ if cpu.numba is not None:
                         count += 1
                 o = yo * dst_w + xo
                 dst[o, 0], dst[o, 1], dst[o, 2], dst[o, 3] = s0 / count, s1 / count, s2 / count, s3 / count
+
+    @njit(inline="always")
+    def _pool_level(canvas, hp, wp, pyr, level, lv_h, lv_w, off):  # pragma: no cover - compiled
+        """Pyramid level `level` (>= 1) from the one below: level 1 from the canvas (colour premultiplied here by
+        the fill weight, column 6), the others within pyr."""
+        if level == 1:
+            _pool(canvas, wp + 4, wp + 3, hp, wp, 6, True, pyr[off[1]:], lv_h[1], lv_w[1])
+        else:
+            _pool(pyr[off[level - 1]:], 0, lv_w[level - 1], lv_h[level - 1], lv_w[level - 1], 3, False,
+                  pyr[off[level]:], lv_h[level], lv_w[level])
 
     @njit(inline="always")
     def _source_index(dst, scale, size):  # pragma: no cover - compiled
@@ -102,14 +114,6 @@ if cpu.numba is not None:
             return fx * 0, fy * 0, True
         return fx, fy, fx == 0 and fy == 0
 
-    @njit(inline="always")
-    def _landing(fx, fy, y, x, hp, wp, row):  # pragma: no cover - compiled
-        """Canvas row of the top-left target corner and the fractional offsets (see cpu._target)."""
-        tx = min(max(x + np.float64(fx), -1.0), np.float64(wp))
-        ty = min(max(y + np.float64(fy), -1.0), np.float64(hp))
-        x0, y0 = np.floor(tx), np.floor(ty)
-        return (int(y0) + 1) * row + int(x0) + 1, tx - x0, ty - y0
-
     @njit(cache=True, nogil=True)
     def _splat_picture(features, exp_z, metric, per_target, flow, margin, still2, canvas, zmax
                        ):  # pragma: no cover - compiled
@@ -124,21 +128,13 @@ if cpu.numba is not None:
             for y in range(hp):
                 for x in range(wp):
                     fx, fy, _ = _source(flow, y, x, margin, h, w, still2)
-                    t, ax, ay = _landing(fx, fy, y, x, hp, wp, row)
-                    z = np.float64(metric[y, x])
-                    if (1 - ax) * (1 - ay) > 0:
-                        zmax[t] = max(zmax[t], z)
-                    if ax * (1 - ay) > 0:
-                        zmax[t + 1] = max(zmax[t + 1], z)
-                    if (1 - ax) * ay > 0:
-                        zmax[t + row] = max(zmax[t + row], z)
-                    if ax * ay > 0:
-                        zmax[t + row + 1] = max(zmax[t + row + 1], z)
+                    t, ax, ay = cpu.landing(fx, fy, y, x, hp, wp, row)
+                    cpu.raise_shift(zmax, t, row, ax, ay, np.float64(metric[y, x]))
         one = canvas.dtype.type(1)
         for y in range(hp):
             for x in range(wp):
                 fx, fy, _ = _source(flow, y, x, margin, h, w, still2)
-                t, ax, ay = _landing(fx, fy, y, x, hp, wp, row)
+                t, ax, ay = cpu.landing(fx, fy, y, x, hp, wp, row)
                 f0, f1, f2, f3, f4 = (features[0, y, x], features[1, y, x], features[2, y, x], features[3, y, x],
                                       features[4, y, x])
                 b00, b01, b10, b11 = (1 - ax) * (1 - ay), ax * (1 - ay), (1 - ax) * ay, ax * ay
@@ -159,27 +155,6 @@ if cpu.numba is not None:
                 _corner(canvas, t + row, canvas.dtype.type(b10 * e10), canvas.dtype.type(b10), f0, f1, f2, f3, f4)
                 _corner(canvas, t + row + 1, canvas.dtype.type(b11 * e11), canvas.dtype.type(b11),
                         f0, f1, f2, f3, f4)
-
-    @njit(cache=True, nogil=True)
-    def _pool_canvas(canvas, hp, wp, dst, dst_h, dst_w):  # pragma: no cover - compiled
-        """_pool's first level, read from a frame's canvas: colour premultiplied by the fill weight (column 6)."""
-        row = wp + 3
-        kh, kw = (2 if hp > 1 else 1), (2 if wp > 1 else 1)
-        for yo in range(dst_h):
-            for xo in range(dst_w):
-                s0 = s1 = s2 = s3 = 0.0
-                count = 0
-                for y in range(yo * kh, min(yo * kh + kh, hp)):
-                    for x in range(xo * kw, min(xo * kw + kw, wp)):
-                        t = (y + 1) * row + x + 1
-                        weight = np.float64(canvas[t, 6])
-                        s0 += canvas[t, 0] * weight
-                        s1 += canvas[t, 1] * weight
-                        s2 += canvas[t, 2] * weight
-                        s3 += weight
-                        count += 1
-                o = yo * dst_w + xo
-                dst[o, 0], dst[o, 1], dst[o, 2], dst[o, 3] = s0 / count, s1 / count, s2 / count, s3 / count
 
     @njit(parallel=True, cache=True, nogil=True)
     def _render_frames(features, metric, exp_z, per_target, flow, margin, still2, border_trust, preference,
@@ -245,14 +220,13 @@ if cpu.numba is not None:
             # Pyramid levels while some weight is zero: the first from the canvas, the rest inside pyr.
             need[f] = 0
             if any_empty and levels > 1:
-                _pool_canvas(canvas, hp, wp, pyr[f, off[1]:], lv_h[1], lv_w[1])
+                _pool_level(canvas, hp, wp, pyr[f], 1, lv_h, lv_w, off)
                 need[f] = levels - 1
                 for level in range(1, levels - 1):
                     if np.all(pyr[f, off[level]:off[level] + lv_h[level] * lv_w[level], 3] > 0):
                         need[f] = level
                         break
-                    _pool(pyr[f, off[level]:], lv_h[level], lv_w[level], pyr[f, off[level + 1]:],
-                          lv_h[level + 1], lv_w[level + 1], False)
+                    _pool_level(canvas, hp, wp, pyr[f], level + 1, lv_h, lv_w, off)
         # As in the torch path, the pyramid is as deep as the chunk's most holed frame needs, and no frame
         # is filled when no frame of the chunk has a hole.
         top, fill = need.max(), holes.any()
@@ -262,11 +236,7 @@ if cpu.numba is not None:
             canvas = canvases[f]
             if fill and top > 0:
                 for level in range(need[f] + 1, top + 1):  # coarser levels this frame did not need itself
-                    if level == 1:
-                        _pool_canvas(canvas, hp, wp, pyr[f, off[1]:], lv_h[1], lv_w[1])
-                    else:
-                        _pool(pyr[f, off[level - 1]:], lv_h[level - 1], lv_w[level - 1], pyr[f, off[level]:],
-                              lv_h[level], lv_w[level], False)
+                    _pool_level(canvas, hp, wp, pyr[f], level, lv_h, lv_w, off)
                 for i in range(off[top], off[top] + lv_h[top] * lv_w[top]):
                     for ch in range(3):
                         pyr[f, i, ch] = pyr[f, i, ch] / max(np.float64(pyr[f, i, 3]), 1e-12)
