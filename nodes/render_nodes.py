@@ -55,19 +55,10 @@ class SoftmaxSplatRender(io.ComfyNode):
                         "filled from their surroundings. Needs no weights unless a learned renderer model is "
                         "connected.",
             inputs=[
-                io.Image.Input("image", tooltip="The picture to animate (the one the motion was predicted for)."),
-                MotionTextureType.Input("motion_texture"),
-                io.Float.Input("temperature", default=DEFAULT_TEMPERATURE, **TEMPERATURE.widget(), step=0.05,
-                               tooltip="How strongly faster-moving pixels win where pixels overlap "
-                                       "(0 = plain average; 0.5 scored best on real and synthetic clips; "
-                                       "resolution-independent)."),
+                *RenderJob.leading_inputs("The picture to animate (the one the motion was predicted for)."),
                 io.Float.Input("fps", default=30.0, **FPS.widget(), step=0.5, force_input=True, optional=True,
                                tooltip="Passed through to the fps output (defaults to the motion texture's)."),
-                io.Mask.Input("importance", optional=True,
-                              tooltip="Overrides the depth proxy: brighter = in front where pixels overlap."),
-                RendererModel.Input("renderer_model", optional=True,
-                                    tooltip="A learned renderer from Load GID Renderer; without it the "
-                                            "training-free softmax-splat renderer draws the frames."),
+                *RenderJob.optional_inputs(),
             ],
             outputs=[io.Image.Output(display_name="images", tooltip="Animation frames."),
                      io.Float.Output(display_name="fps")],
@@ -96,6 +87,29 @@ class RenderJob:
     metric: torch.Tensor | None
     temperature: float
     out_device: torch.device
+
+    @staticmethod
+    def leading_inputs(image_tooltip: str) -> list:
+        """The picture, the motion texture and the temperature: the first inputs of every rendering node."""
+        return [
+            io.Image.Input("image", tooltip=image_tooltip),
+            MotionTextureType.Input("motion_texture"),
+            io.Float.Input("temperature", default=DEFAULT_TEMPERATURE, **TEMPERATURE.widget(), step=0.05,
+                           tooltip="How strongly faster-moving pixels win where pixels overlap "
+                                   "(0 = plain average; 0.5 scored best on real and synthetic clips; "
+                                   "resolution-independent)."),
+        ]
+
+    @staticmethod
+    def optional_inputs() -> list:
+        """The importance mask and the learned renderer: the last inputs of every rendering node."""
+        return [
+            io.Mask.Input("importance", optional=True,
+                          tooltip="Overrides the depth proxy: brighter = in front where pixels overlap."),
+            RendererModel.Input("renderer_model", optional=True,
+                                tooltip="A learned renderer from Load GID Renderer; without it the "
+                                        "training-free softmax-splat renderer draws the frames."),
+        ]
 
     @classmethod
     def prepare(cls, image, motion_texture, temperature: float, importance=None, renderer_model=None, *,

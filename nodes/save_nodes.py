@@ -12,10 +12,10 @@ from comfy_api.latest import io
 from ..gid_engine import checks
 from ..gid_engine.loops import encode
 from ..gid_engine.loops.loop import SeamMeter
-from ..gid_engine.render.renderer import DEFAULT_TEMPERATURE, render_chunks
+from ..gid_engine.render.renderer import render_chunks
 from . import comfy_bridge as bridge
-from .render_nodes import TEMPERATURE, RenderJob
-from .types import CATEGORY, MotionTextureType, RendererModel
+from .render_nodes import RenderJob
+from .types import CATEGORY
 
 FORMAT_TOOLTIP = (
     "mp4: H.264 (yuv420p, fast start), plays everywhere: browsers, phones, social sites; the default. "
@@ -51,12 +51,7 @@ class SaveLoop(io.ComfyNode):
                                                  "node)."),
                 io.Float.Input("fps", default=30.0, min=0.01, max=1000.0, force_input=True,
                                tooltip="Frames per second (from the node that made the frames)."),
-                io.Combo.Input("format", options=list(encode.FORMATS), default=encode.DEFAULT_FORMAT,
-                               tooltip=FORMAT_TOOLTIP),
-                io.Int.Input("quality", default=encode.DEFAULT_QUALITY, min=0, max=100, tooltip=QUALITY_TOOLTIP),
-                io.String.Input("filename_prefix", default="gid/loop",
-                                tooltip="File name prefix inside the output folder; may include subfolders "
-                                        "(gid/loop). Absolute paths and '..' are refused."),
+                *file_inputs(),
             ],
             outputs=[],
             hidden=[io.Hidden.prompt, io.Hidden.extra_pnginfo],
@@ -69,8 +64,7 @@ class SaveLoop(io.ComfyNode):
         if images.shape[0] < encode.MIN_FRAMES:
             raise ValueError(f"images: a loop needs at least {encode.MIN_FRAMES} frames, got {images.shape[0]}")
         fps = checks.number("fps", fps, above=0, maximum=1000)
-        format = checks.choice("format", format, encode.FORMATS)
-        quality = checks.integer("quality", quality, minimum=0, maximum=100)
+        format, quality = checked_file_settings(format, quality)
         (path, shown), = output_files(filename_prefix, images.shape[2], images.shape[1], format, 1)
         encode.write_loop(images, path, fps, quality=quality, metadata=workflow_metadata(cls.hidden), format=format,
                           progress=bridge.progress_reporter(images.shape[0]))
@@ -90,22 +84,9 @@ class RenderLoopFile(io.ComfyNode):
                         "loop option, the default). For cross-fades, retiming or repeats, or to pass frames to "
                         "other nodes, use Softmax Splat Render, Loop Video and Save Loop instead.",
             inputs=[
-                io.Image.Input("image", tooltip="The picture to animate (one file is written per picture)."),
-                MotionTextureType.Input("motion_texture"),
-                io.Float.Input("temperature", default=DEFAULT_TEMPERATURE, **TEMPERATURE.widget(), step=0.05,
-                               tooltip="As in Softmax Splat Render: how strongly faster-moving pixels win where "
-                                       "pixels overlap."),
-                io.Combo.Input("format", options=list(encode.FORMATS), default=encode.DEFAULT_FORMAT,
-                               tooltip=FORMAT_TOOLTIP),
-                io.Int.Input("quality", default=encode.DEFAULT_QUALITY, min=0, max=100, tooltip=QUALITY_TOOLTIP),
-                io.String.Input("filename_prefix", default="gid/loop",
-                                tooltip="File name prefix inside the output folder; may include subfolders "
-                                        "(gid/loop). Absolute paths and '..' are refused."),
-                io.Mask.Input("importance", optional=True,
-                              tooltip="Overrides the depth proxy: brighter = in front where pixels overlap."),
-                RendererModel.Input("renderer_model", optional=True,
-                                    tooltip="A learned renderer from Load GID Renderer; without it the "
-                                            "training-free softmax-splat renderer draws the frames."),
+                *RenderJob.leading_inputs("The picture to animate (one file is written per picture)."),
+                *file_inputs(),
+                *RenderJob.optional_inputs(),
             ],
             outputs=[],
             hidden=[io.Hidden.prompt, io.Hidden.extra_pnginfo],
@@ -115,8 +96,7 @@ class RenderLoopFile(io.ComfyNode):
     @classmethod
     def execute(cls, image, motion_texture, temperature: float, format: str, quality: int, filename_prefix: str,
                 importance=None, renderer_model=None) -> io.NodeOutput:
-        format = checks.choice("format", format, encode.FORMATS)
-        quality = checks.integer("quality", quality, minimum=0, maximum=100)
+        format, quality = checked_file_settings(format, quality)
         checks.relative_path("filename_prefix", filename_prefix)  # refused before any rendering work
         job = RenderJob.prepare(image, motion_texture, temperature, importance, renderer_model, hold_frames=False)
         if job.motion.frame_count < encode.MIN_FRAMES:
@@ -148,6 +128,21 @@ class RenderLoopFile(io.ComfyNode):
         report = [{"loop_frames": count, "output_frames": count, "crossfade_frames": 0,
                    "seam_ratio_after": seam.ratio(), "fps": job.motion.fps} for seam in seams]
         return io.NodeOutput(ui={"images": [shown for _, shown in files], "animated": (True,), "gid_loop": report})
+
+
+def file_inputs() -> list:
+    """format, quality and filename_prefix: the inputs of every node that writes a loop file."""
+    return [
+        io.Combo.Input("format", options=list(encode.FORMATS), default=encode.DEFAULT_FORMAT, tooltip=FORMAT_TOOLTIP),
+        io.Int.Input("quality", default=encode.DEFAULT_QUALITY, min=0, max=100, tooltip=QUALITY_TOOLTIP),
+        io.String.Input("filename_prefix", default="gid/loop",
+                        tooltip="File name prefix inside the output folder; may include subfolders (gid/loop). "
+                                "Absolute paths and '..' are refused."),
+    ]
+
+
+def checked_file_settings(format, quality) -> tuple[str, int]:
+    return checks.choice("format", format, encode.FORMATS), checks.integer("quality", quality, minimum=0, maximum=100)
 
 
 def output_files(filename_prefix, width: int, height: int, format: str, count: int) -> list[tuple[str, dict]]:

@@ -6,11 +6,11 @@ import json
 from typing import Any
 
 import numpy as np
-import pytest
-from comfy_host import ComfyHost, PromptFailed
+from comfy_host import ComfyHost
 
 from gid_engine.loops.encode_figures import decode_loop
 from test_hostile_inputs import MemoryWatch
+from test_pack import expect_node_error
 from test_save_loop import sample, save_loop_prompt  # noqa: F401,F811 - sample is a fixture
 
 MB = 1024 * 1024
@@ -92,29 +92,21 @@ def test_render_loop_file_cancel_leaves_no_file(comfy_host: ComfyHost, sample: s
     assert entry["status"]["status_str"] == "success"
 
 
-def expect_error(host: ComfyHost, prompt: dict[str, Any], *needles: str) -> None:
-    with pytest.raises(PromptFailed) as failure:
-        host.run(prompt, timeout=300)
-    message = json.dumps(failure.value.execution_error)
-    for needle in needles:
-        assert needle in message, message
-
-
 def test_render_loop_file_bad_inputs_are_clear_errors(comfy_host: ComfyHost, sample: str) -> None:
     base = only_render_file(render_file_prompt(sample, frames=4, seed=45))
     prompt = json.loads(json.dumps(base))
     prompt["renderfile"]["inputs"]["filename_prefix"] = "../escape"
-    expect_error(comfy_host, prompt, "filename_prefix", "../escape")
+    expect_node_error(comfy_host, prompt, "filename_prefix", "../escape")
     prompt = json.loads(json.dumps(base))
     prompt["motion"]["inputs"]["frames"] = 1
-    expect_error(comfy_host, prompt, "motion_texture", "at least 2 frames, got 1")
+    expect_node_error(comfy_host, prompt, "motion_texture", "at least 2 frames, got 1")
     prompt = json.loads(json.dumps(base))
     prompt["other"] = {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 2, "color": 0}}
     prompt["renderfile"]["inputs"]["image"] = ["other", 0]
-    expect_error(comfy_host, prompt, "image", "a batch of 2 pictures for a motion texture of 1")
+    expect_node_error(comfy_host, prompt, "image", "a batch of 2 pictures for a motion texture of 1")
     prompt = json.loads(json.dumps(base))
     prompt["t"] = {"class_type": "PrimitiveFloat", "inputs": {"value": -3.0}}
     prompt["renderfile"]["inputs"]["temperature"] = ["t", 0]
-    expect_error(comfy_host, prompt, "temperature", "-3.0 is out of range")
+    expect_node_error(comfy_host, prompt, "temperature", "-3.0 is out of range")
     entry = comfy_host.run(base, timeout=300)  # the server keeps serving
     assert entry["status"]["status_str"] == "success"
