@@ -2,14 +2,21 @@
 flames, water. Each is a soft map [1, 1, h, w] in 0..1 on the prior's work grid; `mobility.py` combines them."""
 from __future__ import annotations
 
-import math
 from functools import cached_property
 
+import cv2
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ... import imageops
-from .presets import Preset
+
+# Reach of "surrounded by vegetation" (share of the long side).
+PLANT_CONTEXT = 0.04
+# Straight edges shorter than this share of the long side are texture, not structure.
+LINE_MIN_LENGTH = 0.05
+# Reach of the straight-edge density (share of the long side).
+LINE_REACH = 0.025
 
 
 class MotionCues:
@@ -48,6 +55,12 @@ class MotionCues:
         # Autumn leaves are warm and saturated; textured, they are foliage (smooth warm is skin or sky).
         autumn = imageops.smoothstep(0.15, 0.35, self.saturation) * ((r - b) * 4).clamp(0, 1) * self.texture
         return torch.maximum(green, 0.8 * autumn)
+
+    @cached_property
+    def among_plants(self) -> torch.Tensor:
+        """Textured things surrounded by vegetation: flower heads, seed heads, blossoms, reeds' tops, 0..1."""
+        context = imageops.gaussian_blur(self.vegetation, PLANT_CONTEXT * max(self.h, self.w))
+        return self.texture * imageops.smoothstep(0.15, 0.4, context)
 
     @cached_property
     def texture(self) -> torch.Tensor:
@@ -118,57 +131,55 @@ class MotionCues:
         return banded * self.lower * not_plant * imageops.smoothstep(0.05, 0.35, self.texture + 0.15 * (self.b > self.r).float())
 
     @cached_property
+    def straight_edges(self) -> torch.Tensor:
+        """Density of long straight edges (buildings, furniture, vehicles, bottles, fences), 0..1.
+
+        Line segments (OpenCV's LSD) at least LINE_MIN_LENGTH of the long side, not on foliage or along thin
+        stalks, drawn by orientation family (nearer horizontal / nearer vertical). Man-made things carry both
+        families close together; one family alone counts only where it is dense (a bottle's sides, a fence).
+        Fails on: straight tree trunks among buildings-free scenes (read as rigid: they barely sway anyway),
+        curved man-made shapes (a round vase has no long lines; its smoothness keeps it still instead).
+        """
+        gray = (self.lum[0, 0].numpy() * 255).round().astype(np.uint8)
+        segments = cv2.createLineSegmentDetector().detect(gray)[0]
+        families = np.zeros((2, self.h, self.w), np.float32)
+        if segments is not None:
+            long_side = max(self.h, self.w)
+            foliage = (torch.maximum(self.vegetation, self.thin)[0, 0] > 0.5).numpy()
+            for x0, y0, x1, y1 in segments.reshape(-1, 4):
+                length = float(np.hypot(x1 - x0, y1 - y0))
+                if length < LINE_MIN_LENGTH * long_side:
+                    continue
+                mid_x = min(self.w - 1, max(0, int((x0 + x1) / 2)))
+                mid_y = min(self.h - 1, max(0, int((y0 + y1) / 2)))
+                if foliage[mid_y, mid_x]:
+                    continue
+                family = 0 if abs(x1 - x0) >= abs(y1 - y0) else 1
+                cv2.line(families[family], (int(round(x0)), int(round(y0))), (int(round(x1)), int(round(y1))),
+                         1.0, 1)
+        density = imageops.gaussian_blur(torch.from_numpy(families).unsqueeze(0), LINE_REACH * max(self.h, self.w))
+        # Line pixels per pixel of neighbourhood, relative to one isolated line through it (~ 1 / (2.5 sigma)).
+        one_line = 1 / (2.5 * LINE_REACH * max(self.h, self.w))
+        both = (density[:, 0:1] * density[:, 1:2]).sqrt() / one_line
+        single = density.amax(1, keepdim=True) / one_line
+        return torch.maximum(imageops.smoothstep(0.5, 1.2, both), imageops.smoothstep(2.0, 3.5, single))
+
+    @cached_property
+    def smooth_surface(self) -> torch.Tensor:
+        """Large smooth regions with specular highlights: glass, bottles, polished or painted surfaces, 0..1."""
+        highlight = imageops.smoothstep(0.8, 0.95, self.lum) * imageops.smoothstep(0.25, 0.1, self.saturation)
+        near_highlight = imageops.gaussian_blur(highlight, 3 * self.sigma) * 4
+        return (imageops.smoothstep(0.25, 0.05, self.texture) * near_highlight.clamp(0, 1))
+
+    @cached_property
+    def rigid(self) -> torch.Tensor:
+        """Rigid, man-made structure: dense long straight edges or smooth specular surfaces, 0..1."""
+        return torch.maximum(self.straight_edges, self.smooth_surface)
+
+    @cached_property
     def free(self) -> torch.Tensor:
         """Not sky and not skin: what may move at all in most presets."""
         return (1 - self.sky) * (1 - 0.9 * self.skin)
-
-    def mobility(self, kind: str) -> torch.Tensor:
-        """[1, 1, h, w] in 0..1 for one of the presets' cue combinations."""
-        if kind == "auto":
-            t, veg, thin = self.texture, self.vegetation, self.thin
-            # Ripple-like bands read as water only weakly here: layered rock looks the same to these cues.
-            loose = torch.maximum(torch.maximum(veg, thin), 0.5 * self.water)
-            bare = 1 - imageops.smoothstep(0.12, 0.35, self.saturation)  # grey rock, concrete, haze: rigid
-            mobility = torch.maximum(t * (0.3 + 0.7 * loose), 0.6 * thin) * (1 - 0.8 * bare * (1 - veg))
-            mobility = mobility * self.free
-            mobility = torch.maximum(mobility, 0.7 * self.flame)
-        elif kind == "foliage":
-            mobility = self.texture * (0.15 + 0.85 * torch.maximum(self.vegetation, self.thin)) * self.free
-        elif kind == "water":
-            lower_texture = 0.3 * self.texture * self.lower * (1 - self.vegetation)
-            mobility = torch.maximum(self.water, lower_texture) * (1 - self.sky)
-        elif kind == "flame":
-            mobility = self.flame
-        elif kind == "cloth":
-            mobility = torch.maximum(self.texture, 0.8 * self.thin) * self.free
-        elif kind == "sky":
-            mobility = self.sky
-        else:
-            raise ValueError(f"unknown mobility cue set {kind!r}")
-        # Amplitude must change gently across space or the splatted picture stretches and tears.
-        return imageops.gaussian_blur(mobility.clamp(0, 1), max(self.h, self.w) / 120)
-
-    def direction(self, preset: Preset) -> torch.Tensor:
-        """Unit main direction [1, 2, h, w]: across oriented structures, along the preset's axis elsewhere."""
-        angle = math.radians(preset.wind_angle_deg)
-        wind = torch.tensor([math.cos(angle), math.sin(angle)]).view(1, 2, 1, 1)
-        if preset.follow_structure <= 0:
-            return wind.expand(1, 2, self.h, self.w).clone()
-        lum = imageops.gaussian_blur(self.lum, self.sigma)
-        gx, gy = imageops.gradients(lum)
-        jxx = imageops.gaussian_blur(gx * gx, 3 * self.sigma)
-        jxy = imageops.gaussian_blur(gx * gy, 3 * self.sigma)
-        jyy = imageops.gaussian_blur(gy * gy, 3 * self.sigma)
-        theta = 0.5 * torch.atan2(2 * jxy, jxx - jyy)  # dominant gradient direction = across the structure
-        coherence = torch.sqrt((jxx - jyy) ** 2 + 4 * jxy ** 2) / (jxx + jyy + 1e-8)
-        across = torch.cat([torch.cos(theta), torch.sin(theta)], dim=1)
-        alignment = (across * wind).sum(1, keepdim=True)
-        across = across * torch.where(alignment < 0, -1.0, 1.0)
-        # An axis has no sign: where it turns perpendicular to the wind the sign choice flips, so fade the
-        # structure term out there, or neighbours would swing in opposite directions (tearing).
-        c = preset.follow_structure * coherence.clamp(0, 1) ** 2 * alignment.abs()
-        direction = (1 - c) * wind + c * across
-        return direction / direction.norm(dim=1, keepdim=True).clamp(min=1e-6)
 
 
 def _reachable_from_top(allowed: torch.Tensor) -> torch.Tensor:

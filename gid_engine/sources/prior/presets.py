@@ -20,6 +20,7 @@ class Preset:
     gust_share: float = 0.35  # share of the lowest band driven by one scene-wide gust
     travel_speed: float = 0.0  # travelling-wave speed, long sides per second (0: standing sway)
     travel_angle_deg: float = 0.0
+    anchored: bool = True  # bends from its support (plants, cloth); False: moves in place (water, flames, sky)
 
 
 PRESETS: dict[str, Preset] = {
@@ -29,17 +30,17 @@ PRESETS: dict[str, Preset] = {
     "water ripples": Preset("Small local ripples that bob and travel towards the viewer.", mobility="water",
                             wind_angle_deg=90.0, follow_structure=0.0, sideways=0.6, length_scale=0.35,
                             anisotropy=3.0, spectral_tilt=0.05, amplitude=0.6, gust_share=0.0,
-                            travel_speed=0.04, travel_angle_deg=90.0),
+                            travel_speed=0.04, travel_angle_deg=90.0, anchored=False),
     "flame flicker": Preset("Fast upward flicker of flames and candles.", mobility="flame", wind_angle_deg=-90.0,
                             follow_structure=0.0, sideways=0.5, length_scale=0.3, anisotropy=0.5,
                             spectral_tilt=0.12, amplitude=0.7, gust_share=0.0, travel_speed=0.12,
-                            travel_angle_deg=-90.0),
+                            travel_angle_deg=-90.0, anchored=False),
     "cloth and hair": Preset("Fabric and hair rippling in a breeze; faces stay still.", mobility="cloth",
                              follow_structure=0.7, sideways=0.4, length_scale=1.3, spectral_tilt=0.02,
                              gust_share=0.3, travel_speed=0.08),
     "clouds drift": Preset("Slow, wide drift of clouds; the land stays still.", mobility="sky",
                            follow_structure=0.0, sideways=0.2, length_scale=2.5, anisotropy=2.0,
-                           spectral_tilt=-0.2, gust_share=0.6),
+                           spectral_tilt=-0.2, gust_share=0.6, anchored=False),
 }
 DEFAULT_PRESET = "auto"
 
