@@ -39,8 +39,11 @@ import torch.nn.functional as F
 # Detection runs at this long side: faces of ~12 px here are ~2% of the picture's long side.
 DETECT_LONG_SIDE = 480
 # GrabCut runs on crops of at most this long side; its cost grows with the pixel count.
-CUT_LONG_SIDE = 112
-CUT_ITERATIONS = 3
+CUT_LONG_SIDE = 96
+CUT_ITERATIONS = 2
+# Haar cascades and HOG (where OpenCV has them) scan at this long side: ~20 px faces at 640 are 11 px here,
+# below what they find, but at 480 they cost several times the rest of the cue.
+CASCADE_LONG_SIDE = 360
 
 KINDS = ("face", "skin", "person", "animal", "object")
 
@@ -57,7 +60,7 @@ class Subject:
 @dataclasses.dataclass
 class _Found:
     subject: Subject
-    sure: tuple[int, int, int, int] | None  # a core that is surely the subject (the face), detection grid
+    sure: list[tuple[int, int, int, int]]  # cores that surely are the subject (face, chest), detection grid
     likely: list[tuple[int, int, int, int]]  # regions that probably are (head, torso, legs), detection grid
 
 
@@ -123,9 +126,9 @@ def _detect(rgb: np.ndarray) -> list[_Found]:
     for box, score, source in faces:
         found.append(_person_from_face(box, score, source, w, h))
     for box, score, source in _skin_regions(skin, found):
-        found.append(_Found(Subject("skin", box, score, source), None, [box]))
+        found.append(_Found(Subject("skin", box, score, source), [], [box]))
     for box, score, source, kind in _cascade_bodies(gray, rgb, [f.subject.box for f in found]):
-        found.append(_Found(Subject(kind, box, score, source), None, [box]))
+        found.append(_Found(Subject(kind, box, score, source), [], [box]))
     found.sort(key=lambda f: -f.subject.score)
     return found
 
@@ -272,12 +275,28 @@ def _cascade(name: str):
     return _CASCADES[name]
 
 
+def _cascade_gray(gray):
+    """The grey picture the cascades and HOG scan (smaller: their cost grows with the pixel count), its scale."""
+    h, w = gray.shape
+    f = min(1.0, CASCADE_LONG_SIDE / max(h, w))
+    if f < 1:
+        gray = cv2.resize(gray, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+    return gray, f
+
+
 def _cascade_faces(gray, skin, colour):
     if not _cascades_available():
         return []
     h, w = gray.shape
-    eq = cv2.equalizeHist(gray)
-    min_side = max(12, int(0.02 * max(h, w)))
+    small, f = _cascade_gray(gray)
+    eq = cv2.equalizeHist(small)
+    min_side = max(14, int(0.025 * max(small.shape)))
+    # A face in a colour picture is skin: scan only around skin (the scans cost most of this cue).
+    if colour:
+        windows = _skin_windows(cv2.resize(skin, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_AREA),
+                                min_side)
+    else:
+        windows = [(0, 0, small.shape[1], small.shape[0])]
     hits = []
     for name, flip, source in (("haarcascade_frontalface_alt2.xml", False, "haar-frontal"),
                                ("haarcascade_profileface.xml", False, "haar-profile"),
@@ -285,48 +304,74 @@ def _cascade_faces(gray, skin, colour):
         c = _cascade(name)
         if c is None:
             continue
-        img = eq[:, ::-1].copy() if flip else eq
-        boxes = c.detectMultiScale(img, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side))
-        for bx, by, bw, bh in (boxes if len(boxes) else []):
-            if flip:
-                bx = w - bx - bw
-            if bw > 0.7 * min(h, w):
-                continue
-            box = (int(bx), int(by), int(bx + bw), int(by + bh))
-            # Cascades fire on foliage and fur: a face holds skin-coloured pixels at its centre.
-            x0, y0, x1, y1 = _shrink(box, 0.25)
-            skin_share = float((skin[y0:y1, x0:x1] > 0).mean()) if x1 > x0 and y1 > y0 else 0.0
-            if colour and skin_share < 0.2:
-                continue
-            hits.append((box, 0.95 if not colour or skin_share > 0.4 else 0.8, source))
+        for wx0, wy0, wx1, wy1 in windows:
+            part = eq[wy0:wy1, wx0:wx1]
+            img = np.ascontiguousarray(part[:, ::-1]) if flip else part
+            boxes = c.detectMultiScale(img, scaleFactor=1.2, minNeighbors=4, minSize=(min_side, min_side))
+            for bx, by, bw, bh in (boxes if len(boxes) else []):
+                if flip:
+                    bx = part.shape[1] - bx - bw
+                bx, by = bx + wx0, by + wy0
+                if bw > 0.7 * min(small.shape):
+                    continue
+                box = _clip((bx / f, by / f, (bx + bw) / f, (by + bh) / f), w, h)
+                # Cascades fire on foliage and fur: a face holds skin-coloured pixels at its centre.
+                x0, y0, x1, y1 = _shrink(box, 0.25)
+                skin_share = float((skin[y0:y1, x0:x1] > 0).mean()) if x1 > x0 and y1 > y0 else 0.0
+                if colour and skin_share < 0.2:
+                    continue
+                hits.append((box, 0.95 if not colour or skin_share > 0.4 else 0.8, source))
     return hits
 
 
+def _skin_windows(skin, min_side):
+    """Boxes around skin regions, wide enough for the face they may hold (cascade grid)."""
+    h, w = skin.shape
+    grown = cv2.dilate((skin > 127).astype(np.uint8), np.ones((3, 3), np.uint8), iterations=max(1, min_side // 4))
+    n, _, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
+    boxes = []
+    for x, y, bw, bh, area in stats[1:]:
+        if area < 0.25 * min_side * min_side:
+            continue
+        side = max(bw, bh, 2 * min_side)
+        cx, cy = x + bw / 2, y + bh / 2
+        boxes.append(_clip((cx - 0.8 * side, cy - 0.8 * side, cx + 0.8 * side, cy + 0.8 * side), w, h))
+    # Overlapping windows merge, so no face is scanned twice or cut in two.
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                if _inter(boxes[i], boxes[j]) > 0:
+                    boxes[i] = _union([boxes[i], boxes[j]])
+                    del boxes[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return [b for b in boxes if b[2] - b[0] >= min_side and b[3] - b[1] >= min_side]
+
+
 def _cascade_bodies(gray, rgb, faces):
-    """Upper and full bodies, HOG pedestrians and cat faces that no face already explains."""
+    """HOG pedestrians and cat faces that no face already explains. (The Haar upper- and full-body cascades
+    are left out: slower than the rest together and, on grass and foliage, mostly wrong.)"""
     h, w = gray.shape
+    small, f = _cascade_gray(gray)
     out = []
     if _cascades_available():
-        for name, kind, min_size, source in (("haarcascade_upperbody.xml", "person", (40, 40), "haar-upperbody"),
-                                             ("haarcascade_fullbody.xml", "person", (24, 48), "haar-fullbody"),
-                                             ("haarcascade_frontalcatface_extended.xml", "animal", (24, 24),
-                                              "haar-catface")):
-            c = _cascade(name)
-            if c is None:
-                continue
-            boxes = c.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=6, minSize=min_size)
-            for bx, by, bw, bh in (boxes if len(boxes) else []):
-                box = (int(bx), int(by), int(bx + bw), int(by + bh))
-                if kind == "animal":  # the body is around and below the face, which way unknown
-                    box = _clip((box[0] - bw, box[1] - bh // 3, box[2] + bw, box[3] + 2 * bh), w, h)
-                out.append((box, kind, source))
+        c = _cascade("haarcascade_frontalcatface_extended.xml")
+        boxes = c.detectMultiScale(small, scaleFactor=1.2, minNeighbors=5, minSize=(20, 20)) if c else []
+        for bx, by, bw, bh in (boxes if len(boxes) else []):
+            # The body is around and below the face, which way unknown.
+            out.append((_clip(((bx - bw) / f, (by - bh / 3) / f, (bx + 2 * bw) / f, (by + 3 * bh) / f), w, h),
+                        "animal", "haar-catface"))
     if hasattr(cv2, "HOGDescriptor") and hasattr(cv2, "HOGDescriptor_getDefaultPeopleDetector"):
         hog = cv2.HOGDescriptor()
         hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
-        rects, weights = hog.detectMultiScale(gray, winStride=(8, 8), padding=(8, 8), scale=1.08)
+        rects, weights = hog.detectMultiScale(small, winStride=(8, 8), padding=(8, 8), scale=1.15)
         for (bx, by, bw, bh), wt in zip(rects if len(rects) else [], np.ravel(weights) if len(rects) else []):
             if float(wt) > 0.5:
-                out.append(((int(bx), int(by), int(bx + bw), int(by + bh)), "person", "hog"))
+                out.append((_clip((bx / f, by / f, (bx + bw) / f, (by + bh) / f), w, h), "person", "hog"))
     kept = []
     for box, kind, source in out:
         if any(_overlap(box, f) > 0.2 for f in faces):
@@ -368,8 +413,11 @@ def _person_from_face(box, score, source, w, h) -> _Found:
     torso = _clip((cx - 1.4 * fw, y1 + 0.4 * fh, cx + 1.4 * fw, y1 + 3.2 * fh), w, h)
     legs = _clip((cx - 0.9 * fw, y1 + 3.0 * fh, cx + 0.9 * fw, y1 + 7.0 * fh), w, h)
     likely = [b for b in (head, neck, torso, legs) if b[2] > b[0] and b[3] > b[1]]
-    union = _union(likely)
-    return _Found(Subject("person", union, score, source), _shrink(box, 0.15), likely)
+    # The chest below the chin is surely the person too: it teaches GrabCut the clothes' colours, which
+    # otherwise it may give to the background, the surroundings' share of the crop being larger.
+    chest = _clip((cx - 0.4 * fw, y1 + 0.5 * fh, cx + 0.4 * fw, y1 + 1.8 * fh), w, h)
+    sure = [b for b in (_shrink(box, 0.15), chest) if b[2] > b[0] and b[3] > b[1]]
+    return _Found(Subject("person", _union(likely), score, source), sure, likely)
 
 
 def _clip(box, w, h):
@@ -421,7 +469,7 @@ def _outline(rgb: np.ndarray, found: _Found) -> np.ndarray:
     h, w = rgb.shape[:2]
     x0, y0, x1, y1 = found.subject.box
     # A margin of background around the guess gives GrabCut the surroundings' colours.
-    mx, my = max(4, (x1 - x0) // 6), max(4, (y1 - y0) // 6)
+    mx, my = max(4, (x1 - x0) // 4), max(4, (y1 - y0) // 4)
     cx0, cy0, cx1, cy1 = max(0, x0 - mx), max(0, y0 - my), min(w, x1 + mx), min(h, y1 + my)
     crop = rgb[cy0:cy1, cx0:cx1]
     ch, cw = crop.shape[:2]
@@ -431,8 +479,7 @@ def _outline(rgb: np.ndarray, found: _Found) -> np.ndarray:
     for bx0, by0, bx1, by1 in found.likely:
         guess[by0 - cy0:by1 - cy0, bx0 - cx0:bx1 - cx0] = 1
     seed[guess > 0] = cv2.GC_PR_FGD
-    if found.sure is not None:
-        sx0, sy0, sx1, sy1 = found.sure
+    for sx0, sy0, sx1, sy1 in found.sure:
         seed[max(0, sy0 - cy0):sy1 - cy0, max(0, sx0 - cx0):sx1 - cx0] = cv2.GC_FGD
     out = np.zeros((h, w), np.float32)
     f = min(1.0, CUT_LONG_SIDE / max(ch, cw))
