@@ -68,17 +68,17 @@ def overlay(rgb: np.ndarray, mask: np.ndarray, subjects, labels: dict | None, fa
     return out
 
 
-def sheet(tiles: list[tuple[str, np.ndarray]], path: Path, tile_w: int = 320, cols: int = 4) -> None:
+def sheet(tiles: list[tuple[str, np.ndarray]], path: Path, tile_h: int = 240, cols: int = 4) -> None:
     cells = []
     for name, img in tiles:
         h, w = img.shape[:2]
-        th = int(round(h * tile_w / w))
-        cell = np.zeros((max(th, 180) + 16, tile_w, 3), np.uint8)
-        cell[16:16 + th] = cv2.resize(img, (tile_w, th), interpolation=cv2.INTER_AREA)
-        cv2.putText(cell, name[:40], (3, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+        tw = int(round(w * tile_h / h))
+        cell = np.zeros((tile_h + 16, tw, 3), np.uint8)
+        cell[16:] = cv2.resize(img, (tw, tile_h), interpolation=cv2.INTER_AREA)
+        cv2.putText(cell, name[:48], (3, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
         cells.append(cell)
-    height = max(c.shape[0] for c in cells)
-    cells = [np.pad(c, ((0, height - c.shape[0]), (0, 0), (0, 0))) for c in cells]
+    width = max(c.shape[1] for c in cells)
+    cells = [np.pad(c, ((0, 0), (0, width - c.shape[1]), (0, 0))) for c in cells]
     while len(cells) % cols:
         cells.append(np.zeros_like(cells[0]))
     rows = [np.hstack(cells[i:i + cols]) for i in range(0, len(cells), cols)]
@@ -134,6 +134,8 @@ def main(argv=None) -> int:
             still, moves = coverage(m, lab.get("still", []), factor), coverage(m, lab.get("moves", []), factor)
             row["still_recall"] = None if still is None else round(still, 3)
             row["moves_covered"] = None if moves is None else round(moves, 3)
+            row["still_boxes"] = [round(coverage(m, [b], factor) or 0, 2) for b in lab.get("still", [])]
+            row["moves_boxes"] = [round(coverage(m, [b], factor) or 0, 2) for b in lab.get("moves", [])]
         rows.append(row)
         tiles.append((path.name, overlay(rgb, m, subjects, lab, factor)))
     if args.sheet and tiles:

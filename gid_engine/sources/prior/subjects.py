@@ -44,6 +44,8 @@ CUT_ITERATIONS = 2
 # Haar cascades and HOG (where OpenCV has them) scan at this long side: ~20 px faces at 640 are 11 px here,
 # below what they find, but at 480 they cost several times the rest of the cue.
 CASCADE_LONG_SIDE = 360
+# Plant/non-plant regions are read at this long side: subjects are large, the cost small.
+ISLAND_LONG_SIDE = 192
 
 KINDS = ("face", "skin", "person", "animal", "object")
 
@@ -62,6 +64,7 @@ class _Found:
     subject: Subject
     sure: list[tuple[int, int, int, int]]  # cores that surely are the subject (face, chest), detection grid
     likely: list[tuple[int, int, int, int]]  # regions that probably are (head, torso, legs), detection grid
+    shape: np.ndarray | None = None  # an outline already known (float 0..1 on the detection grid): no GrabCut
 
 
 def subject_mask(image: torch.Tensor) -> torch.Tensor:
@@ -129,6 +132,9 @@ def _detect(rgb: np.ndarray) -> list[_Found]:
         found.append(_Found(Subject("skin", box, score, source), [], [box]))
     for box, score, source, kind in _cascade_bodies(gray, rgb, [f.subject.box for f in found]):
         found.append(_Found(Subject(kind, box, score, source), [], [box]))
+    for box, score, shape in _islands(rgb):
+        if not any(_overlap(box, f.subject.box) > 0.6 for f in found):
+            found.append(_Found(Subject("object", box, score, "island"), [], [box], shape))
     found.sort(key=lambda f: -f.subject.score)
     return found
 
@@ -162,7 +168,8 @@ def _skin_faces(skin: np.ndarray, gray: np.ndarray) -> list[tuple[tuple[int, int
     h, w = skin.shape
     closed = cv2.morphologyEx(skin, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
     n, labels, stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=8)
-    min_side = max(12, 0.025 * max(h, w))
+    # Smaller windows are too often two dark spots on anything skin-coloured (windows in a brick wall).
+    min_side = max(16, 0.045 * max(h, w))
     g = cv2.GaussianBlur(gray, (3, 3), 0).astype(np.float32)
     integral = cv2.integral(g)
     raw_skin = cv2.integral((skin > 0).astype(np.uint8))
@@ -181,6 +188,12 @@ def _skin_faces(skin: np.ndarray, gray: np.ndarray) -> list[tuple[tuple[int, int
         if best is None:
             continue
         box, contrast, _ = best
+        bx0, by0, bx1, by1 = box
+        # A face is a skin island at eye level: a wall, a reflection or a tan hide goes on to the sides.
+        eye_rows = labels[by0 + (by1 - by0) // 4:by0 + (by1 - by0) // 2] == i
+        cols = np.flatnonzero(eye_rows.any(0))
+        if cols.size and (cols[-1] - cols[0] + 1) > 1.6 * (bx1 - bx0):
+            continue
         score = float(np.clip(0.5 + 2.0 * contrast, 0.5, 0.9))
         out.append((box, score, "skin-face"))
     return out
@@ -194,7 +207,7 @@ def _best_face_window(integral, skin_integral, raw_skin, region, min_side):
     """The best-shaded face window inside a skin region's top part, or None. Returns (box, contrast, skin)."""
     x, y, bw, bh = region
     best = None
-    for side in sorted({int(round(bw * f)) for f in (1.0, 0.85, 0.7)}):
+    for side in sorted({int(round(bw * f)) for f in (1.0, 0.85, 0.7, 0.6)}):
         if side < min_side:
             continue
         fh = int(round(side * 1.15))
@@ -205,7 +218,7 @@ def _best_face_window(integral, skin_integral, raw_skin, region, min_side):
                     continue
                 # The window must be mostly skin (not a dark hole ringed by skin-coloured bokeh).
                 share = _box_mean(skin_integral, ox, oy, ox + side, oy + fh)
-                c = _face_shading(integral, raw_skin, ox, oy, side, fh) if share >= 0.45 else None
+                c = _face_shading(integral, raw_skin, ox, oy, side, fh) if share >= 0.55 else None
                 if c is not None and (best is None or c * share > best[1] * best[2]):
                     best = ((ox, oy, ox + side, oy + fh), c, share)
     return best
@@ -218,7 +231,9 @@ def _face_shading(integral, raw_skin, x, y, w, h):
                          y + max(int(fy1 * h), int(fy0 * h) + 1))
     # Eyes are not skin (whites, iris, lashes): a skin-coloured patch with dark stains is no face.
     eye_skin = 0.5 * (m(0.15, 0.3, 0.42, 0.45, raw_skin) + m(0.58, 0.3, 0.85, 0.45, raw_skin))
-    if eye_skin > 0.85 * m(0.15, 0.55, 0.85, 0.7, raw_skin):
+    cheek_skin = m(0.15, 0.55, 0.85, 0.7, raw_skin)
+    # Cheeks and the nose are skin; a face has them whole (brick, reflections, wood have stripes).
+    if cheek_skin < 0.7 or m(0.42, 0.45, 0.58, 0.7, raw_skin) < 0.7 or eye_skin > 0.85 * cheek_skin:
         return None
     left, right = m(0.15, 0.28, 0.42, 0.45), m(0.58, 0.28, 0.85, 0.45)
     bridge = m(0.44, 0.28, 0.56, 0.48)
@@ -229,6 +244,10 @@ def _face_shading(integral, raw_skin, x, y, w, h):
     c_left, c_right = 1 - left / ref, 1 - right / ref
     # Both eyes darker than the bridge and the cheeks (a bright bridge between them: not a dark top half).
     if min(c_left, c_right) < 0.08 or abs(c_left - c_right) > 0.25:
+        return None
+    # Eyes are dark spots, not the upper ends of dark vertical stripes (windows, reflections, bark).
+    under_left, under_right = m(0.15, 0.48, 0.42, 0.6), m(0.58, 0.48, 0.85, 0.6)
+    if under_left < 1.08 * left or under_right < 1.08 * right:
         return None
     return float(min(c_left, c_right))
 
@@ -256,6 +275,68 @@ def _skin_regions(skin: np.ndarray, people: list[_Found]) -> list[tuple[tuple[in
         if any(_overlap(box, t) > 0.5 for t in taken) or not any(_inter(box, n) > 0 for n in near):
             continue
         out.append((box, 0.5, "skin"))
+    return out
+
+
+def _vegetation(rgb: np.ndarray) -> np.ndarray:
+    """Plant-coloured pixels, bool: chromatic green (dark forest greens too) or yellow-green grass."""
+    x = rgb.astype(np.float32) / 255
+    r, g, b = x[..., 0], x[..., 1], x[..., 2]
+    green = (g - np.maximum(r, b)) / (g + 0.05) > 0.06
+    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
+    grass = (hsv[..., 0] >= 25) & (hsv[..., 0] <= 45) & (hsv[..., 1] > 60)
+    return cv2.medianBlur((green | grass).astype(np.uint8) * 255, 5) > 127
+
+
+def _islands(rgb: np.ndarray) -> list[tuple[tuple[int, int, int, int], float, np.ndarray]]:
+    """Compact things that are not plants, standing in plants: an animal, a car, a bottle, drums in a meadow.
+
+    A cinemagraph's moving world is mostly vegetation; what interrupts it is what it keeps still. A region
+    counts when it is not plant-coloured, is compact (not a path or a river), is neither tiny nor most of
+    the picture, does not reach the top edge (sky, hills, a tree line) and is ringed mostly by plants.
+    Returns (box, score, outline on the detection grid)."""
+    h, w = rgb.shape[:2]
+    f = min(1.0, ISLAND_LONG_SIDE / max(h, w))
+    sh, sw = max(1, round(h * f)), max(1, round(w * f))
+    small = cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA) if f < 1 else rgb
+    veg = _vegetation(small)
+    if veg.mean() < 0.15:
+        return []
+    # Fine detail relative to the picture's own: backlit grass tufts and seed heads are busier than a
+    # hide, a car body or wool (a hedgehog's spines are not, it is large).
+    gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    detail = np.abs(cv2.Laplacian(cv2.GaussianBlur(gray, (3, 3), 0), cv2.CV_32F))
+    detail_ref = max(float(np.percentile(detail, 90)), 1.0)
+    other = cv2.morphologyEx((~veg).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(other, connectivity=8)
+    out = []
+    total = sh * sw
+    for i in range(1, n):
+        x, y, bw, bh, area = stats[i]
+        if area < 0.003 * total or area > 0.4 * total or y == 0:
+            continue
+        comp = (labels == i).astype(np.uint8)
+        hull = cv2.convexHull(cv2.findNonZero(comp))
+        solidity = area / max(1.0, cv2.contourArea(hull))
+        if solidity < 0.45:
+            continue
+        k = max(3, int(round(0.15 * np.sqrt(area))) | 1)
+        ring = cv2.dilate(comp, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))).astype(bool) & ~comp.astype(bool)
+        if not ring.any():
+            continue
+        plants = float(veg[ring].mean())
+        if plants < 0.6:
+            continue
+        share = area / total
+        busy = float(np.median(detail[comp.astype(bool)])) / detail_ref
+        # Small islands are often a lit tuft or a flower: only calm ones count, and large ones surely.
+        if share < 0.03 and (share < 0.004 or busy > 0.35):
+            continue
+        score = float(np.clip(0.55 + 4 * share + 0.5 * (0.4 - busy) + (plants - 0.6), 0.5, 0.9))
+        filled = _fill_holes(comp.astype(bool)).astype(np.float32)
+        shape = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR) if f < 1 else filled
+        box = _clip((x / f, y / f, (x + bw) / f, (y + bh) / f), w, h)
+        out.append((box, score, shape))
     return out
 
 
@@ -466,6 +547,8 @@ def _overlap(a, b):
 
 def _outline(rgb: np.ndarray, found: _Found) -> np.ndarray:
     """The subject's outline on the detection grid, float 0..1, from GrabCut seeded with its regions."""
+    if found.shape is not None:
+        return found.shape
     h, w = rgb.shape[:2]
     x0, y0, x1, y1 = found.subject.box
     # A margin of background around the guess gives GrabCut the surroundings' colours.
