@@ -46,8 +46,10 @@ CUT_ITERATIONS = 2
 CASCADE_LONG_SIDE = 360
 # Plant/non-plant regions are read at this long side: subjects are large, the cost small.
 ISLAND_LONG_SIDE = 192
+# Lab cell size (8-bit units) within which colours count as the ground's (with the neighbouring cells).
+GROUND_CELL = 10
 
-KINDS = ("face", "skin", "person", "animal", "object")
+KINDS = ("person", "animal", "object")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,8 +130,6 @@ def _detect(rgb: np.ndarray) -> list[_Found]:
     found = []
     for box, score, source in faces:
         found.append(_person_from_face(box, score, source, w, h))
-    for box, score, source in _skin_regions(skin, found):
-        found.append(_Found(Subject("skin", box, score, source), [], [box]))
     for box, score, source, kind in _cascade_bodies(gray, rgb, [f.subject.box for f in found]):
         found.append(_Found(Subject(kind, box, score, source), [], [box]))
     for box, score, shape in _islands(rgb):
@@ -259,25 +259,6 @@ def _fill_holes(region: np.ndarray) -> np.ndarray:
     return (padded | (1 - flood)).astype(bool)[1:-1, 1:-1]
 
 
-def _skin_regions(skin: np.ndarray, people: list[_Found]) -> list[tuple[tuple[int, int, int, int], float, str]]:
-    """Smooth skin regions beside a found face (arms, hands, shoulders): alone, skin colour is too often
-    sand, wood, warm bokeh or leaves to be trusted."""
-    h, w = skin.shape
-    near = [_grow(f.subject.box, 0.5, w, h) for f in people]
-    taken = [f.subject.box for f in people]
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(skin, connectivity=8)
-    out = []
-    for i in range(1, n):
-        x, y, bw, bh, area = stats[i]
-        box = (int(x), int(y), int(x + bw), int(y + bh))
-        if area < 0.004 * h * w or area > 0.35 * h * w or area < 0.35 * bw * bh:
-            continue
-        if any(_overlap(box, t) > 0.5 for t in taken) or not any(_inter(box, n) > 0 for n in near):
-            continue
-        out.append((box, 0.5, "skin"))
-    return out
-
-
 def _vegetation(rgb: np.ndarray) -> np.ndarray:
     """Plant-coloured pixels, bool: chromatic green (dark forest greens too) or yellow-green grass."""
     x = rgb.astype(np.float32) / 255
@@ -288,55 +269,130 @@ def _vegetation(rgb: np.ndarray) -> np.ndarray:
     return cv2.medianBlur((green | grass).astype(np.uint8) * 255, 5) > 127
 
 
-def _islands(rgb: np.ndarray) -> list[tuple[tuple[int, int, int, int], float, np.ndarray]]:
-    """Compact things that are not plants, standing in plants: an animal, a car, a bottle, drums in a meadow.
+def _ground(small: np.ndarray) -> np.ndarray:
+    """Pixels coloured like what the lower frame edges show (a meadow, a track, water, a shore), bool.
 
-    A cinemagraph's moving world is mostly vegetation; what interrupts it is what it keeps still. A region
-    counts when it is not plant-coloured, is compact (not a path or a river), is neither tiny nor most of
-    the picture, does not reach the top edge (sky, hills, a tree line) and is ringed mostly by plants.
+    Things stand on a ground that runs out of the picture at its bottom and sides; a subject rarely fills
+    those edges (a portrait does, and then the face cue is the one that counts). Colours are compared in
+    Lab cells of GROUND_CELL units, a cell next to an edge colour's counting too."""
+    h, w = small.shape[:2]
+    lab = cv2.cvtColor(small, cv2.COLOR_RGB2Lab)
+    cells = (lab // GROUND_CELL).astype(np.int32)
+    n = 256 // GROUND_CELL + 1
+    band_y, band_x = max(2, h // 12), max(2, w // 16)
+    edges = np.concatenate([cells[h - band_y:].reshape(-1, 3), cells[h // 2:, :band_x].reshape(-1, 3),
+                            cells[h // 2:, w - band_x:].reshape(-1, 3)])
+    seen = np.zeros((n + 2, n + 2, n + 2), bool)
+    # A colour counts when several edge pixels have it: one stray pixel of the subject at the edge doesn't.
+    counts = np.bincount(np.ravel_multi_index(edges.T, (n, n, n)), minlength=n ** 3).reshape(n, n, n)
+    seen[1:-1, 1:-1, 1:-1] = counts >= max(2, edges.shape[0] // 400)
+    grown = np.zeros_like(seen)
+    for dl in (-1, 0, 1):
+        for da in (-1, 0, 1):
+            for db in (-1, 0, 1):
+                grown[1:-1, 1:-1, 1:-1] |= seen[1 + dl:n + 1 + dl, 1 + da:n + 1 + da, 1 + db:n + 1 + db]
+    return grown[cells[..., 0] + 1, cells[..., 1] + 1, cells[..., 2] + 1]
+
+
+def _islands(rgb: np.ndarray) -> list[tuple[tuple[int, int, int, int], float, np.ndarray]]:
+    """Compact things standing in plants or on the picture's ground: animals, vehicles, bottles, drums, boats.
+
+    A cinemagraph's moving world is mostly vegetation, grass and water; what interrupts it is what it
+    keeps still. Two passes: regions that are not plant-coloured and are ringed by plants (a cow, a sheep,
+    a car in a meadow), then regions coloured neither like plants nor like the ground at the lower frame
+    edges that stand on that ground (horses on a dry prairie, a truck on a track, swans on dark water).
+    Either way a region must be compact (not a path or a river), neither tiny nor most of the picture,
+    and must not reach the top edge (sky, hills, a tree line).
     Returns (box, score, outline on the detection grid)."""
     h, w = rgb.shape[:2]
     f = min(1.0, ISLAND_LONG_SIDE / max(h, w))
     sh, sw = max(1, round(h * f)), max(1, round(w * f))
     small = cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA) if f < 1 else rgb
     veg = _vegetation(small)
-    if veg.mean() < 0.15:
-        return []
     # Fine detail relative to the picture's own: backlit grass tufts and seed heads are busier than a
     # hide, a car body or wool (a hedgehog's spines are not, it is large).
     gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
     detail = np.abs(cv2.Laplacian(cv2.GaussianBlur(gray, (3, 3), 0), cv2.CV_32F))
     detail_ref = max(float(np.percentile(detail, 90)), 1.0)
-    other = cv2.morphologyEx((~veg).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    found = []
+    if veg.mean() >= 0.15:
+        found += _island_pass(veg, None, detail / detail_ref)
+    ground = veg | _ground(small)
+    if ground.mean() >= 0.3:
+        found += [(c, s * 0.9) for c, s in _island_pass(ground, ground, detail / detail_ref)]
+    out, taken = [], np.zeros((sh, sw), bool)
+    for comp, score in sorted(found, key=lambda t: -t[1]):
+        if (comp & taken).sum() > 0.5 * comp.sum():
+            continue
+        taken |= comp
+        filled = _fill_holes(_trim(comp)).astype(np.float32)
+        shape = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR) if f < 1 else filled
+        ys, xs = np.nonzero(comp)
+        box = _clip((xs.min() / f, ys.min() / f, (xs.max() + 1) / f, (ys.max() + 1) / f), w, h)
+        out.append((box, score, shape))
+    return out
+
+
+def _trim(comp: np.ndarray) -> np.ndarray:
+    """The region without the narrow spurs it leaks along (dry grass under an animal, a shadow, a path):
+    an opening sized to the region, keeping its large parts, grown back by as much."""
+    k = max(3, int(round(0.18 * np.sqrt(comp.sum()))) | 1)
+    opened = cv2.morphologyEx(comp.astype(np.uint8), cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8)
+    if n < 2:
+        return comp
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    kept = np.isin(labels, 1 + np.flatnonzero(areas >= 0.1 * areas.max()))
+    # Grown back within the region by the opening's size: legs and ears stay, long spurs are cut.
+    return comp & cv2.dilate(kept.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))).astype(bool)
+
+
+def _island_pass(surround: np.ndarray, footing: np.ndarray | None, busy_map: np.ndarray):
+    """Components of ~surround that are compact and ringed by surround (or sky); with footing, the ring's
+    lower half must lie on it (the thing stands on the ground). Returns [(component bool, score)]."""
+    sh, sw = surround.shape
+    other = cv2.morphologyEx((~surround).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     n, labels, stats, _ = cv2.connectedComponentsWithStats(other, connectivity=8)
-    out = []
+    # What reaches the top edge is sky, hills or a tree line: a fine neighbour for a subject.
+    top = np.isin(labels, np.unique(labels[0][labels[0] > 0]))
+    open_surround = surround | top
     total = sh * sw
+    out = []
     for i in range(1, n):
         x, y, bw, bh, area = stats[i]
-        if area < 0.003 * total or area > 0.4 * total or y == 0:
+        # A band across the picture (a lake, a field, a road) is ground, not a thing on it.
+        if area < 0.003 * total or area > 0.4 * total or y == 0 or bw > 0.7 * sw or bw > 4 * bh:
             continue
-        comp = (labels == i).astype(np.uint8)
-        hull = cv2.convexHull(cv2.findNonZero(comp))
+        comp = labels == i
+        hull = cv2.convexHull(cv2.findNonZero(comp.astype(np.uint8)))
         solidity = area / max(1.0, cv2.contourArea(hull))
         if solidity < 0.45:
             continue
         k = max(3, int(round(0.15 * np.sqrt(area))) | 1)
-        ring = cv2.dilate(comp, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))).astype(bool) & ~comp.astype(bool)
+        ring = cv2.dilate(comp.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))).astype(bool)
+        ring &= ~comp
         if not ring.any():
             continue
-        plants = float(veg[ring].mean())
-        if plants < 0.6:
+        ringed = float(open_surround[ring].mean())
+        if ringed < 0.6:
             continue
+        if footing is not None:
+            # Standing things are not much wider than tall; a wider region on the ground is more ground.
+            if bw > 3 * bh:
+                continue
+            below = ring.copy()
+            below[: y + bh // 2] = False
+            if not below.any() or float(footing[below].mean()) < 0.7:
+                continue
         share = area / total
-        busy = float(np.median(detail[comp.astype(bool)])) / detail_ref
+        # A sliver at a side edge is mostly a flag, a trunk or a wall cut by the frame.
+        if (x == 0 or x + bw >= sw) and share < 0.03:
+            continue
+        busy = float(np.median(busy_map[comp]))
         # Small islands are often a lit tuft or a flower: only calm ones count, and large ones surely.
         if share < 0.03 and (share < 0.004 or busy > 0.35):
             continue
-        score = float(np.clip(0.55 + 4 * share + 0.5 * (0.4 - busy) + (plants - 0.6), 0.5, 0.9))
-        filled = _fill_holes(comp.astype(bool)).astype(np.float32)
-        shape = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR) if f < 1 else filled
-        box = _clip((x / f, y / f, (x + bw) / f, (y + bh) / f), w, h)
-        out.append((box, score, shape))
+        out.append((comp, float(np.clip(0.55 + 4 * share + 0.5 * (0.4 - busy) + (ringed - 0.6), 0.5, 0.9))))
     return out
 
 
@@ -489,7 +545,7 @@ def _person_from_face(box, score, source, w, h) -> _Found:
     fw, fh = x1 - x0, y1 - y0
     cx = 0.5 * (x0 + x1)
     # Forehead and skull, not the hair around them (hair is let move).
-    head = _clip((cx - 0.62 * fw, y0 - 0.35 * fh, cx + 0.62 * fw, y1 + 0.15 * fh), w, h)
+    head = _clip((cx - 0.6 * fw, y0 - 0.3 * fh, cx + 0.6 * fw, y1 + 0.15 * fh), w, h)
     neck = _clip((cx - 0.35 * fw, y1 - 0.1 * fh, cx + 0.35 * fw, y1 + 0.5 * fh), w, h)
     torso = _clip((cx - 1.4 * fw, y1 + 0.4 * fh, cx + 1.4 * fw, y1 + 3.2 * fh), w, h)
     legs = _clip((cx - 0.9 * fw, y1 + 3.0 * fh, cx + 0.9 * fw, y1 + 7.0 * fh), w, h)
@@ -505,12 +561,6 @@ def _clip(box, w, h):
     x0, y0, x1, y1 = box
     return (int(max(0, min(w, round(x0)))), int(max(0, min(h, round(y0)))),
             int(max(0, min(w, round(x1)))), int(max(0, min(h, round(y1)))))
-
-
-def _grow(box, f, w, h):
-    x0, y0, x1, y1 = box
-    dx, dy = (x1 - x0) * f, (y1 - y0) * f
-    return _clip((x0 - dx, y0 - dy, x1 + dx, y1 + dy), w, h)
 
 
 def _shrink(box, f):
