@@ -1,30 +1,47 @@
 """Subjects a cinemagraph keeps still: people (faces, heads, bodies), animals, compact man-made objects.
 
 `subject_mask(image)` gives a soft mask, 1 on what must stay still; `detect_subjects(image)` gives the boxes
-behind it (for a debug overlay). Everything runs on the CPU with what OpenCV and numpy bring; nothing is fetched.
+behind it (for a debug overlay). Everything runs on the CPU with what OpenCV and numpy bring; nothing is
+fetched. A subject's mask value is its confidence (score / 0.75, at most 1): doubtful ones only damp motion.
 
 The cues, and what each fails on:
-- **OpenCV's Haar cascades and HOG people detector** (used only where the installed OpenCV has them: 4.x
-  ships `CascadeClassifier`, `HOGDescriptor` and the cascade files; 5.x moved them out of the main package):
-  frontal and profile faces (the profile cascade also on the mirrored picture), upper bodies, full bodies,
-  cat faces, and HOG pedestrians. They miss faces smaller than ~20 px or turned past profile, people seen
-  from behind or sitting (HOG wants upright pedestrians ~1:2), and every animal but a frontal cat; they fire
-  on foliage and fur textures, so a face must hold skin-coloured pixels (colour pictures), several
-  neighbouring hits, and a plausible size; body hits must not be mostly vegetation.
-- **Skin regions** (always): smooth pixels in the YCrCb skin box (Chai & Ngan 1999) grouped into connected
-  regions. A compact upright region with darker holes (eyes, brows, mouth) counts as a face, other smooth
-  compact skin regions (arms, shoulders, a bare back) as skin. Fails on grey or strongly tinted pictures
-  (no skin colour), very dark or very pale skin under coloured light, faces below ~12 px, and it takes
-  smooth skin-coloured things (wood, sand, bread, a tan animal) for skin; textured orange (autumn leaves,
-  wheat) is rejected by its texture, not always.
-- **Head and body from a face**: the head box grows from the face (forehead and skull, not long hair,
-  which is let move), the body hangs below it with adult proportions (shoulders ~3 face widths, torso ~3 face
+- **OpenCV's Haar cascades and HOG people detector**, only where the installed OpenCV has them: 4.x ships
+  `CascadeClassifier`, `HOGDescriptor` and the cascade files; 5.x (what `pip install opencv-python` gives
+  now) has none of them, and then the cues below work alone. Frontal and profile faces (the profile cascade
+  also on the mirrored picture), scanned at 360 px and, in colour pictures, only around skin; cat faces
+  and HOG pedestrians on the whole picture. They miss faces under ~25 px at 640, faces turned past profile,
+  people seen from behind or sitting (HOG wants upright pedestrians) and every animal but a frontal cat;
+  they fire on foliage and fur, so a face must hold skin-coloured pixels (colour pictures) and several
+  neighbouring hits, and a body hit must not be mostly vegetation. The Haar upper/full-body cascades are
+  left out: slower than all the rest and mostly wrong on grass.
+- **Faces from skin** (always): smooth pixels in the YCrCb skin box (Chai & Ngan 1999) with skin-like
+  saturation form regions; in a region's top, face-proportioned windows are tested for the face's shading:
+  two eye spots darker than the nose bridge and the cheeks (and than the skin just under them), not
+  skin-coloured themselves, whole cheeks and nose, and the skin ending beside the face at eye level.
+  Fails on grey or strongly tinted pictures (no skin colour), faces under ~4.5% of the long side, faces in
+  shadow, with sunglasses or turned away; fires now and then on skin-coloured things with two dark spots
+  (windows in a brick wall or their reflection, a cup's handle).
+- **Head and body from a face**: the head grows from the face (forehead and skull, not long hair, which
+  is let move), the body hangs below it with adult proportions (shoulders ~3 face widths, torso ~3 face
   heights, legs ~4 more), clipped to the picture. A seated, lying or bent person or a close crop gets a
   wrong body guess; the outline step below trims most of what is not the person.
-- **Outlines by GrabCut** (Rother et al. 2004): each subject's region is refined into its outline with a
-  few GrabCut iterations on a small crop, seeded with the face as sure foreground and the guessed body as
-  probable foreground. It fails where the subject's colours match its surroundings (a leopard in dry grass,
-  a green dress in a meadow); then the guessed shape is kept, softened.
+- **Outlines by GrabCut** (Rother et al. 2004) for people and detector boxes: two iterations on a crop of
+  at most 96 px, the face and the chest below it as sure foreground, the guessed head, torso and legs as
+  probable foreground. It fails where the subject's colours continue into the surroundings (an orange suit
+  filling the frame, a green dress in a meadow): it then keeps the face and chest only, or, when it keeps
+  almost nothing, the guessed shape.
+- **Islands** (always), for animals, vehicles and objects: the moving world of a cinemagraph is mostly
+  plants, grass and water, and what interrupts it is what it keeps still. Two passes at 192 px: regions
+  that are not plant-coloured and are ringed by plants (a cow, a sheep, a hedgehog, a car, drums in a
+  meadow); then regions coloured neither like plants nor like the ground at the lower frame edges that
+  stand on that ground (horses on a dry prairie, swans on dark water). A region must be compact, not
+  tiny (>= 0.4% of the picture, and calm unless >= 3%), not most of the picture, not a band across it
+  (a lake, a road), must not reach the top edge (sky, hills, a tree line) and is cut off long spurs. Its
+  outline is the region itself. Fails on subjects coloured like their ground (a tan animal on dry
+  grass, a grey car on a grey road), on subjects not standing in plants or on the frame's ground
+  (dogs in a window, a man on a stump by a rock), on dark glass bottles among dark stems, and it takes
+  calm non-plant patches for subjects: a castle's reflection in still water, an autumn-coloured patch in
+  a green slope, a bright sky patch under a tree line; tails and manes are kept still with the animal.
 """
 from __future__ import annotations
 
@@ -67,6 +84,7 @@ class _Found:
     sure: list[tuple[int, int, int, int]]  # cores that surely are the subject (face, chest), detection grid
     likely: list[tuple[int, int, int, int]]  # regions that probably are (head, torso, legs), detection grid
     shape: np.ndarray | None = None  # an outline already known (float 0..1 on the detection grid): no GrabCut
+    open_below: int | None = None  # below this row the margin may still be the subject (arms, a wide coat)
 
 
 def subject_mask(image: torch.Tensor) -> torch.Tensor:
@@ -435,16 +453,17 @@ def _cascade_faces(gray, skin, colour):
     else:
         windows = [(0, 0, small.shape[1], small.shape[0])]
     hits = []
-    for name, flip, source in (("haarcascade_frontalface_alt2.xml", False, "haar-frontal"),
-                               ("haarcascade_profileface.xml", False, "haar-profile"),
-                               ("haarcascade_profileface.xml", True, "haar-profile")):
+    # Coarser scale steps for the profile cascade: it is the slowest, and run twice.
+    for name, flip, step, source in (("haarcascade_frontalface_alt2.xml", False, 1.2, "haar-frontal"),
+                                     ("haarcascade_profileface.xml", False, 1.3, "haar-profile"),
+                                     ("haarcascade_profileface.xml", True, 1.3, "haar-profile")):
         c = _cascade(name)
         if c is None:
             continue
         for wx0, wy0, wx1, wy1 in windows:
             part = eq[wy0:wy1, wx0:wx1]
             img = np.ascontiguousarray(part[:, ::-1]) if flip else part
-            boxes = c.detectMultiScale(img, scaleFactor=1.2, minNeighbors=4, minSize=(min_side, min_side))
+            boxes = c.detectMultiScale(img, scaleFactor=step, minNeighbors=4, minSize=(min_side, min_side))
             for bx, by, bw, bh in (boxes if len(boxes) else []):
                 if flip:
                     bx = part.shape[1] - bx - bw
@@ -497,7 +516,7 @@ def _cascade_bodies(gray, rgb, faces):
     out = []
     if _cascades_available():
         c = _cascade("haarcascade_frontalcatface_extended.xml")
-        boxes = c.detectMultiScale(small, scaleFactor=1.2, minNeighbors=5, minSize=(20, 20)) if c else []
+        boxes = c.detectMultiScale(small, scaleFactor=1.3, minNeighbors=5, minSize=(20, 20)) if c else []
         for bx, by, bw, bh in (boxes if len(boxes) else []):
             # The body is around and below the face, which way unknown.
             out.append((_clip(((bx - bw) / f, (by - bh / 3) / f, (bx + 2 * bw) / f, (by + 3 * bh) / f), w, h),
@@ -554,7 +573,8 @@ def _person_from_face(box, score, source, w, h) -> _Found:
     # otherwise it may give to the background, the surroundings' share of the crop being larger.
     chest = _clip((cx - 0.4 * fw, y1 + 0.5 * fh, cx + 0.4 * fw, y1 + 1.8 * fh), w, h)
     sure = [b for b in (_shrink(box, 0.15), chest) if b[2] > b[0] and b[3] > b[1]]
-    return _Found(Subject("person", _union(likely), score, source), sure, likely)
+    return _Found(Subject("person", _union(likely), score, source), sure, likely,
+                  open_below=int(round(y1 + 0.6 * fh)))
 
 
 def _clip(box, w, h):
@@ -608,6 +628,10 @@ def _outline(rgb: np.ndarray, found: _Found) -> np.ndarray:
     ch, cw = crop.shape[:2]
     seed = np.full((ch, cw), cv2.GC_BGD, np.uint8)
     seed[y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0] = cv2.GC_PR_BGD
+    if found.open_below is not None:
+        # Beside and below the shoulders the frame may hold more of the person (arms, a suit filling the
+        # frame): there the margin is only probably background, or GrabCut learns the clothes as surroundings.
+        seed[max(0, found.open_below - cy0):] = cv2.GC_PR_BGD
     guess = np.zeros((ch, cw), np.uint8)
     for bx0, by0, bx1, by1 in found.likely:
         guess[by0 - cy0:by1 - cy0, bx0 - cx0:bx1 - cx0] = 1
