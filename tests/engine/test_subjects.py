@@ -109,17 +109,27 @@ def cover(mask: torch.Tensor, box) -> float:
     ("drums_grass.jpg", 0, 0.8),
     ("car_autumn_meadow.jpg", 0, 0.7),  # the car
     ("astronaut_flag.jpg", 0, 0.9),  # the face
+    ("astronaut_flag.jpg", 1, 0.7),  # her suit, which fills the frame's bottom
+    ("horses_meadow.jpg", 3, 0.8),  # a horse on a dry prairie (the picture's own ground, not plants)
 ])
 def test_subjects_in_labelled_pictures_are_kept_still_and_what_moves_is_left_free(name, still_index, least):
     image, still, moves = labelled(name)
     mask = subject_mask(image)
     assert cover(mask, still[still_index]) >= least
     for box in moves:
-        if name == "astronaut_flag.jpg" and box[0] == 0:
-            continue  # the flag beside her shoulder: the body guess reaches into it (known, see the module)
+        if name == "horses_meadow.jpg" and box[0] == 537:
+            continue  # a tail: kept still with its horse (known, see the module)
         assert cover(mask, box) < 0.1, box
 
 
 def test_a_lake_across_the_picture_is_not_a_subject():
     image, _, moves = labelled("boats_lake.jpg")
     assert cover(subject_mask(image), moves[0]) < 0.02
+
+
+def test_same_picture_same_mask():
+    """GrabCut's colour models start from k-means on OpenCV's RNG; the cue seeds it, so runs agree."""
+    image, _, _ = labelled("astronaut_flag.jpg")
+    first = subject_mask(image)
+    cv2.randu(np.zeros((4, 4)), 0, 1)  # someone else drawing from the RNG in between
+    assert torch.equal(first, subject_mask(image))

@@ -360,7 +360,7 @@ def _trim(comp: np.ndarray) -> np.ndarray:
     if n < 2:
         return comp
     areas = stats[1:, cv2.CC_STAT_AREA]
-    kept = np.isin(labels, 1 + np.flatnonzero(areas >= 0.1 * areas.max()))
+    kept = np.isin(labels, 1 + np.flatnonzero(areas >= 0.05 * areas.max()))
     # Grown back within the region by the opening's size: legs and ears stay, long spurs are cut.
     return comp & cv2.dilate(kept.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))).astype(bool)
 
@@ -649,6 +649,9 @@ def _outline(rgb: np.ndarray, found: _Found) -> np.ndarray:
     if min(sh, sw) >= 8 and has_fg and has_bg:
         bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
         try:
+            # GrabCut seeds its colour models by k-means on OpenCV's RNG: a fixed seed gives the same
+            # outline for the same picture (the RNG is per thread, so other callers are not disturbed).
+            cv2.setRNGSeed(0x61D)
             cv2.grabCut(cv2.cvtColor(small, cv2.COLOR_RGB2BGR), small_seed, None, bgd, fgd, CUT_ITERATIONS,
                         cv2.GC_INIT_WITH_MASK)
             fg = np.isin(small_seed, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.float32)
