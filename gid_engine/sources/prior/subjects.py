@@ -372,14 +372,15 @@ def _island_pass(surround: np.ndarray, footing: np.ndarray | None, busy_map: np.
     other = cv2.morphologyEx((~surround).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     n, labels, stats, _ = cv2.connectedComponentsWithStats(other, connectivity=8)
     # What reaches the top edge is sky, hills or a tree line: a fine neighbour for a subject.
-    top = np.isin(labels, np.unique(labels[0][labels[0] > 0]))
+    rows = labels[: sh // 40 + 1]
+    top = np.isin(labels, np.unique(rows[rows > 0]))
     open_surround = surround | top
     total = sh * sw
     out = []
     for i in range(1, n):
         x, y, bw, bh, area = stats[i]
         # A band across the picture (a lake, a field, a road) is ground, not a thing on it.
-        if area < 0.003 * total or area > 0.4 * total or y == 0 or bw > 0.7 * sw or bw > 4 * bh:
+        if area < 0.003 * total or area > 0.4 * total or y <= sh // 40 or bw > 0.7 * sw or bw > 4 * bh:
             continue
         comp = labels == i
         hull = cv2.convexHull(cv2.findNonZero(comp.astype(np.uint8)))
