@@ -3,6 +3,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -122,10 +123,14 @@ def test_animate_preset_changes_the_motion(tmp_path):
     assert np.abs(loops["auto"] - loops["clouds drift"]).mean() > 0.1
 
 
-def test_new_flags_refuse_bad_values_by_name(tmp_path):
+def test_new_flags_refuse_bad_values_by_name(tmp_path, capsys):
+    from gid_engine.__main__ import main
+    from gid_engine.spectral.volume import SpectralVolume
+
     picture = small_sample(tmp_path)
     out = str(tmp_path / "x.webp")
     volume = str(tmp_path / "v.safetensors")
+    volume_z = str(tmp_path / "zero.safetensors")
     clip = str(ROOT / "samples" / "dandelion_sway.mp4")
     cases = [
         (("animate", str(picture), "-o", out, "--temperature", "-1"), "--temperature: -1.0 is out of range"),
@@ -145,19 +150,21 @@ def test_new_flags_refuse_bad_values_by_name(tmp_path):
         (("motion", clip, "-o", str(tmp_path / "m.png")), "--output: "),
         (("motion", str(tmp_path / "none.mp4"), "-o", volume), "video not found"),
     ]
-    for args, message in cases:
-        result = run_cli(*args)
-        assert result.returncode != 0 and message in result.stderr, (args, result.stderr[-500:])
     # a clip too short for the bins asked, and a reference past its end: the node's checks, named by flag
-    result = run_cli("motion", clip, "-o", volume, "--max-frames", "10", "--num-bins", "16", "--max-size", "64",
-                     "--reference-frame", "0")
-    assert result.returncode == 2 and "--num-bins: 16 bins need more than 30 frames" in result.stderr
-    result = run_cli("motion", clip, "-o", volume, "--max-frames", "10", "--reference-frame", "20", "--max-size", "64")
-    assert result.returncode == 2 and "--reference-frame: must be -1 (auto) or a frame index below 9" in result.stderr
-    # a saved volume has its own motion: a preset is refused as the node refuses it
-    from gid_engine.spectral.volume import SpectralVolume
-    import torch
-
-    SpectralVolume(torch.zeros(1, 4, 2, 6, 8, dtype=torch.complex64), fps=30.0, period=30).save(volume)
-    result = run_cli("animate", str(picture), "-o", out, "--volume", volume, "--preset", "foliage")
-    assert result.returncode == 2 and "--preset: 'foliage' only applies to the built-in procedural prior" in result.stderr
+    cases += [
+        (("motion", clip, "-o", volume, "--max-frames", "10", "--num-bins", "16", "--max-size", "64",
+          "--reference-frame", "0"), "--num-bins: 16 bins need more than 30 frames"),
+        (("motion", clip, "-o", volume, "--max-frames", "10", "--reference-frame", "20", "--max-size", "64"),
+         "--reference-frame: must be -1 (auto) or a frame index below 9"),
+        # a saved volume has its own motion: a preset is refused as the node refuses it
+        (("animate", str(picture), "-o", out, "--volume", volume_z, "--preset", "foliage"),
+         "--preset: 'foliage' only applies to the built-in procedural prior"),
+    ]
+    SpectralVolume(torch.zeros(1, 4, 2, 6, 8, dtype=torch.complex64), fps=30.0, period=30).save(volume_z)
+    for args, message in cases:  # in this process: the same parser and checks, without a start-up per case
+        try:
+            code = main(list(args))
+        except SystemExit as stop:
+            code = stop.code
+        stderr = capsys.readouterr().err
+        assert code != 0 and message in stderr, (args, stderr[-500:])
