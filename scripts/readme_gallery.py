@@ -1,22 +1,23 @@
 """The README's before/after gallery, made by the shipped workflows on a real ComfyUI host.
 
-    .venv/bin/python scripts/readme_gallery.py [--size 256] [--frames 30] [--fps 15] [--quality 0]
+    .venv/bin/python scripts/readme_gallery.py [--size 256] [--frames 30] [--fps 15] [--quality 70]
 
 Each entry runs one file of workflows/ (as shipped, with the listed inputs changed, and shortened to --frames at
---fps) on a still shrunk to --size pixels on its long side, and keeps its Save Loop WebP (the workflow's MP4 saver
-is left out) as web/docs/media/NAME.webp next to the still as NAME.jpg. The README and the node help pages (which
-ComfyUI serves from web/docs) show them from there. Prints each file's size; the whole gallery should stay within a
-few hundred KB.
+--fps) on a still shrunk to --size pixels on its long side. Its Save Loop WebP (near-lossless; the workflow's MP4
+saver is left out) is re-encoded as a lossy WebP at --quality, a tenth of the size, as web/docs/media/NAME.webp; the
+still is kept as web/docs/media/STILL.jpg. The README and the node help pages (which ComfyUI serves from web/docs)
+show them from there. Prints each file's size; the whole gallery should stay within a few hundred KB.
 """
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 import tempfile
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageSequence
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
@@ -34,7 +35,9 @@ GALLERY = {
     "autumn_meadow": ("animate_still.json", REPO / "samples" / "gallery" / "autumn_meadow.jpg",
                       {"GID_PredictSpectralVolume": {"preset": "clouds drift"}}),
     "dandelion_magnified": ("magnify_and_slowmo.json", DANDELION, {}),
-    "dandelion_pull": ("interactive_dynamics.json", DANDELION, {}),
+    # the shipped 30 px pull is meant for its 768 px picture: the same share of this one
+    "dandelion_pull": ("interactive_dynamics.json", DANDELION, {"GID_InteractiveDynamics": {
+        "actions": '[{"type": "pull", "at": [0.4, 0.3], "pull": [10, 0], "release_s": 0}]'}}),
 }
 
 
@@ -47,8 +50,15 @@ def shrunk_still(path: Path, long_side: int, target: Path) -> Path:
     return target
 
 
-def prompt_for(host: ComfyHost, workflow: str, picture: str, changes: dict, frames: int, fps: float,
-               quality: int) -> tuple[dict, str]:
+def lossy_webp(data: bytes, target: Path, fps: float, quality: int) -> None:
+    with Image.open(io.BytesIO(data)) as im:
+        frames = [frame.convert("RGB") for frame in ImageSequence.Iterator(im)]
+    frames[0].save(target, save_all=True, append_images=frames[1:], duration=round(1000 / fps), loop=0,
+                   quality=quality, method=6)
+
+
+def prompt_for(host: ComfyHost, workflow: str, picture: str, changes: dict, frames: int, fps: float
+               ) -> tuple[dict, str]:
     """The shipped workflow as an API prompt on `picture`, shortened, with one WebP Save Loop; (prompt, its id)."""
     prompt = workflow_to_api(json.loads((REPO / "workflows" / workflow).read_text()), host.object_info())
     savers = [i for i, n in prompt.items() if n["class_type"] == "GID_SaveLoop"]
@@ -56,7 +66,7 @@ def prompt_for(host: ComfyHost, workflow: str, picture: str, changes: dict, fram
     for other in savers:
         if other != webp:
             del prompt[other]
-    prompt[webp]["inputs"].update(quality=quality, filename_prefix="gallery/loop")
+    prompt[webp]["inputs"]["filename_prefix"] = "gallery/loop"
     for node in prompt.values():
         node["inputs"].update(changes.get(node["class_type"], {}))
         if node["class_type"] == "LoadImage":
@@ -71,23 +81,25 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=256, help="long side of the stills (pixels)")
     parser.add_argument("--frames", type=int, default=30, help="frames per loop")
     parser.add_argument("--fps", type=float, default=15.0, help="frame rate (the workflows' 30 fps doubles the size)")
-    parser.add_argument("--quality", type=int, default=0, help="Save Loop's quality for the WebPs")
+    parser.add_argument("--quality", type=int, default=70, help="quality of the lossy WebPs (Pillow's 0..100)")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="gid-gallery-") as work, \
             ComfyHost(default_host_dir(), REPO, Path(work)) as host:  # started here, stopped on the way out
-        total = 0
+        total, stills = 0, {}
         for name, (workflow, still, changes) in GALLERY.items():
-            before = shrunk_still(still, args.size, OUT / f"{name}.jpg")
-            picture = host.add_input_file(before)
-            prompt, saver = prompt_for(host, workflow, picture, changes, args.frames, args.fps, args.quality)
+            if still not in stills:
+                before = shrunk_still(still, args.size, OUT / f"{still.stem}.jpg")
+                stills[still] = host.add_input_file(before)
+                total += before.stat().st_size
+            picture = stills[still]
+            prompt, saver = prompt_for(host, workflow, picture, changes, args.frames, args.fps)
             entry = host.run(prompt, timeout=900)
             info = next(f for f in host.output_files(entry) if f["node_id"] == saver)
             after = OUT / f"{name}.webp"
-            after.write_bytes(host.download(info))
-            sizes = before.stat().st_size + after.stat().st_size
-            total += sizes
-            print(f"{name}: {workflow} -> {after.relative_to(REPO)} ({sizes / 1024:.0f} KB with the still)")
+            lossy_webp(host.download(info), after, args.fps, args.quality)
+            total += after.stat().st_size
+            print(f"{name}: {workflow} -> {after.relative_to(REPO)} ({after.stat().st_size / 1024:.0f} KB)")
         print(f"gallery: {total / 1024:.0f} KB")
     return 0
 
