@@ -125,7 +125,7 @@ def main() -> None:
         overlay = [draw(crops[t], shown, t, scale=3, resample=Image.BICUBIC) for t in range(args.frames)]
         # lossy WebP: an illustration, a tenth of the size of Save Loop's near-lossless one
         overlay[0].save(args.media, save_all=True, append_images=overlay[1:], duration=round(1000 / 15), loop=0,
-                        quality=70, method=6)
+                        quality=50, method=6)
         print(f"wrote {args.media} ({Path(args.media).stat().st_size / 1024:.0f} KB)")
 
 if __name__ == "__main__":

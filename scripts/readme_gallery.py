@@ -1,6 +1,6 @@
 """The README's before/after gallery, made by the shipped workflows on a real ComfyUI host.
 
-    .venv/bin/python scripts/readme_gallery.py [--size 256] [--frames 30] [--fps 15] [--quality 70]
+    .venv/bin/python scripts/readme_gallery.py [--size 224] [--frames 30] [--fps 15] [--quality 50] [--only NAME ...]
 
 Each entry runs one file of workflows/ (as shipped, with the listed inputs changed, and shortened to --frames at
 --fps) on a still shrunk to --size pixels on its long side. Its Save Loop WebP (near-lossless; the workflow's MP4
@@ -33,7 +33,7 @@ GALLERY = {
     "forest_stream": ("animate_still.json", REPO / "samples" / "gallery" / "forest_stream.jpg",
                       {"GID_PredictSpectralVolume": {"preset": "water ripples"}}),
     "autumn_meadow": ("animate_still.json", REPO / "samples" / "gallery" / "autumn_meadow.jpg",
-                      {"GID_PredictSpectralVolume": {"preset": "clouds drift"}}),
+                      {"GID_PredictSpectralVolume": {"preset": "foliage"}}),
     "dandelion_magnified": ("magnify_and_slowmo.json", DANDELION, {}),
     # the shipped 30 px pull is meant for its 768 px picture: the same share of this one
     "dandelion_pull": ("interactive_dynamics.json", DANDELION, {"GID_InteractiveDynamics": {
@@ -78,16 +78,19 @@ def prompt_for(host: ComfyHost, workflow: str, picture: str, changes: dict, fram
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", type=int, default=256, help="long side of the stills (pixels)")
+    parser.add_argument("--size", type=int, default=224, help="long side of the stills (pixels)")
     parser.add_argument("--frames", type=int, default=30, help="frames per loop")
     parser.add_argument("--fps", type=float, default=15.0, help="frame rate (the workflows' 30 fps doubles the size)")
-    parser.add_argument("--quality", type=int, default=70, help="quality of the lossy WebPs (Pillow's 0..100)")
+    parser.add_argument("--only", nargs="+", choices=list(GALLERY), help="make only these entries again")
+    parser.add_argument("--quality", type=int, default=50, help="quality of the lossy WebPs (Pillow's 0..100)")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="gid-gallery-") as work, \
             ComfyHost(default_host_dir(), REPO, Path(work)) as host:  # started here, stopped on the way out
         total, stills = 0, {}
         for name, (workflow, still, changes) in GALLERY.items():
+            if args.only and name not in args.only:
+                continue
             if still not in stills:
                 before = shrunk_still(still, args.size, OUT / f"{still.stem}.jpg")
                 stills[still] = host.add_input_file(before)

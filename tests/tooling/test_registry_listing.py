@@ -11,7 +11,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 ICON_PREFIX = "https://raw.githubusercontent.com/comfyui-gid/comfyui-gid/main/"
 # The gallery and help media together (the README and every help page show them): small enough for the repository.
-MEDIA_BUDGET_BYTES = 600 * 1024
+MEDIA_BUDGET_BYTES = 400 * 1024
 
 
 def node_ids() -> list[str]:
