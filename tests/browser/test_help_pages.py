@@ -56,7 +56,7 @@ def test_help_panel_shows_the_page(page: Any, comfy_host: Any, doc: Path) -> Non
         const app = window.comfyAPI.app.app;
         app.graph.clear();
         const node = window.LiteGraph.createNode(type);
-        node.pos = [300, 200];
+        node.pos = [450, 450];  // well below the top bar: the selection toolbox sits above the node
         app.graph.add(node);
         app.canvas.ds.scale = 1;
         app.canvas.ds.offset = [0, 0];
