@@ -6,7 +6,8 @@ import sys
 import time
 from pathlib import Path
 
-from .video import AUTO_BINS, AUTO_REFERENCE, CAMERA_MODES, CLIP_FPS, VideoMotionOptions
+from .. import checks
+from .video import AUTO_BINS, AUTO_REFERENCE, CAMERA_MODES, CLIP_FPS, VideoMotionOptions, extract_motion
 
 # The engine's option names (its errors start with them) -> this command's flags.
 FLAGS = {"num_bins": "--num-bins", "reference": "--reference-frame", "max_size": "--max-size",
@@ -48,8 +49,6 @@ def flag_message(err: Exception) -> str:
 def run(args) -> int:
     from ..loops.media import read_video
     from ..pipeline import default_device
-    from .. import checks
-    from .video import extract_motion
 
     try:
         if Path(args.output).suffix.lower() != VOLUME_SUFFIX:
