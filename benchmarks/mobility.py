@@ -10,9 +10,10 @@
    picture: the 90th percentile of the displacement over every pixel and frame inside the still boxes, its
    median inside the moving boxes, and their ratio. Goals: still p90 <= 0.25 px, moving median >= 0.5 px,
    ratio <= 0.3, on average over the pictures.
-2. Real plant clips (samples/dandelion_sway.mp4 and --clips): the prior animates the clip's first frame; the
-   per-pixel motion map (time RMS of the flow from the first frame, on a coarse grid of cells) of that animation
-   is compared with the clip's own by Spearman rank correlation. Goal >= 0.3.
+2. Real plant clips (benchmarks/clips/tree_wind.mp4 and --clips): the prior animates the clip's first frame;
+   the per-pixel motion map (time RMS of the flow from the first frame, on a coarse grid of cells) of that
+   animation is compared with the clip's own by Spearman rank correlation. Goal >= 0.3. The shipped
+   samples/dandelion_sway.mp4 is reported too, but it is not real: the baseline prior made it.
 3. Prediction time of Predict Spectral Volume's work (the prior at 768x432) on 2 CPU threads. Goal < 2 s.
 
 The baseline is the prior as it was at git revision --baseline (default: the last commit before the prior
@@ -43,6 +44,7 @@ from gid_engine.pipeline import AnimateOptions, animate  # noqa: E402
 from gid_engine.sources.base import PriorSource  # noqa: E402
 
 BASELINE_REVISION = "8e895b3"
+SYNTHETIC = {"dandelion_sway.mp4"}  # made by the baseline prior: a reference, not real motion
 WIDTH = 512
 GRID_CELLS = 24
 # Below this, DIS flow on an encoded file is noise: a ratio's denominator is never taken smaller (a picture that
@@ -186,7 +188,7 @@ def main() -> None:
     torch.set_num_threads(2)
     cv2.setNumThreads(2)
     priors = {"baseline": load_baseline_prior(args.baseline), "ours": PriorSource()}
-    clips = [ROOT / "samples" / "dandelion_sway.mp4", *args.clips]
+    clips = [ROOT / "benchmarks" / "clips" / "tree_wind.mp4", ROOT / "samples" / "dandelion_sway.mp4", *args.clips]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         print("labelled pictures (decoded MP4, DIS flow at 512 px width):")
@@ -202,7 +204,7 @@ def main() -> None:
         "still_p90_px <= 0.25": pictures["mean"]["ours"]["still_p90_px"] <= 0.25,
         "moving_median_px >= 0.5": pictures["mean"]["ours"]["moving_median_px"] >= 0.5,
         "ratio <= 0.3": pictures["mean"]["ours"]["ratio"] <= 0.3,
-        "clip Spearman >= 0.3": all(row["ours"] >= 0.3 for row in clips_rows),
+        "real clip Spearman >= 0.3": all(row["ours"] >= 0.3 for row in clips_rows if row["clip"] not in SYNTHETIC),
         "prediction < 2 s": timing["ours"] < 2.0,
     }
     print("goals: " + ", ".join(f"{goal}: {'met' if ok else 'NOT met'}" for goal, ok in goals.items()))

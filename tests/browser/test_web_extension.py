@@ -121,8 +121,8 @@ def load_test_graph(gid_page: GIDPage) -> tuple[int, int]:
     pages share one server.
     """
     load_workflow(gid_page, json.loads(WORKFLOW.read_text()))
-    # The shipped edit freezes the masked sky (freeze replaces every other edit there); here the editor shapes
-    # the whole picture's spectrum, as a user does who unplugs the mask and starts from an empty edit.
+    # The editor shapes the whole picture's spectrum from an empty edit (the shipped one is empty too; an
+    # unplugged mask makes sure no region is left out).
     ids = gid_page.js("""(options) => {
         const edit = gidTest.node('GID_EditSpectrum');
         edit.disconnectInput(edit.findInputSlot('mask'));

@@ -92,3 +92,41 @@ def test_large_pictures_get_a_volume_of_bounded_size(monkeypatch):
     # Brought back to the picture's grid (what a renderer does), it is the same motion.
     again = bounded.resize(96, 128).coeffs[..., 66:]
     assert torch.corrcoef(torch.stack([again.abs().flatten(), full.coeffs[..., 66:].abs().flatten()]))[0, 1] > 0.95
+
+
+def _labelled(name):
+    import json
+    from pathlib import Path
+
+    from gid_engine.loops.media import read_image
+
+    folder = Path(__file__).resolve().parents[2] / "benchmarks" / "pictures"
+    entry = next(e for e in json.loads((folder / "labels.json").read_text()) if e["file"] == name)
+    return read_image(folder / name).permute(0, 3, 1, 2), entry
+
+
+def _in_boxes(values, boxes):
+    return torch.cat([values[y0:y1, x0:x1].flatten() for x0, y0, x1, y1 in boxes])
+
+
+@pytest.mark.parametrize("name", ["sheep_grass.jpg", "castle_forest.jpg", "hedgehog_grass.jpg"])
+def test_labelled_still_things_stay_still_and_plants_move(name):
+    picture, entry = _labelled(name)
+    volume, mobility = ProceduralPrior().predict_with_mobility(picture, seed=0)
+    rms = volume.rms_displacement()[0]
+    # Most of every still thing is still (its rim may catch the ramp of the plants around it); plants move.
+    still, moving = _in_boxes(rms, entry["still"]), _in_boxes(rms, entry["moves"])
+    assert torch.quantile(still, 0.75) < 0.1 * moving.median()
+    assert torch.quantile(_in_boxes(mobility[0, 0], entry["still"]), 0.75) < 0.1 < _in_boxes(mobility[0, 0], entry["moves"]).median()
+
+
+def test_plants_bend_from_their_support():
+    """A green bush standing on grey ground: its top sways more than its base."""
+    picture = torch.full((1, 3, 96, 96), 0.45)
+    g = torch.Generator().manual_seed(3)
+    leaves = 0.5 + 0.5 * torch.rand(1, 1, 60, 40, generator=g)
+    picture[:, :, 20:80, 28:68] = torch.tensor([0.2, 0.55, 0.15]).view(1, 3, 1, 1) * leaves
+    volume, _ = ProceduralPrior().predict_with_mobility(picture, seed=0)
+    rms = volume.rms_displacement()[0]
+    top, base = rms[26:40, 34:62].mean(), rms[64:76, 34:62].mean()
+    assert top > 1.3 * base

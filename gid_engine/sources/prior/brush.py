@@ -43,13 +43,13 @@ class BrushGuidance:
     """The strokes painted onto one grid [1, 1, h, w] (direction [1, 2, h, w])."""
 
     cover: torch.Tensor  # how fully the brush decides mobility here (0: the prior's own estimate)
-    mobility: torch.Tensor  # the mobility the brush asks for where it covers (0 still .. 1 moves)
+    mobility: torch.Tensor  # the mobility the brush asks for, premultiplied by its cover
     direction: torch.Tensor  # unit sway axis of direction strokes (0 where none)
     direction_cover: torch.Tensor  # how fully a direction stroke sets the axis here
     gain: torch.Tensor  # amplitude multiplier (1 where no direction stroke)
 
     def apply_mobility(self, mobility: torch.Tensor) -> torch.Tensor:
-        return mobility * (1 - self.cover) + self.mobility * self.cover
+        return mobility * (1 - self.cover) + self.mobility
 
     def apply_direction(self, direction: torch.Tensor) -> torch.Tensor:
         # An axis has no sign: flip the prior's axis to the stroke's side before blending, or they cancel.

@@ -213,9 +213,8 @@ class MotionCues:
         var = (blur(lum * lum) - mu_a ** 2).clamp(min=0) * (blur(mirrored * mirrored) - mu_b ** 2).clamp(min=0)
         local = cov / var.sqrt().clamp(min=1e-4)
         below_line = (rows >= line).float().view(h, 1)
-        # Flat water mirrors a flat sky: no structure to match, yet water all the same where the line is sure.
-        flat = (var.sqrt() < 1e-4).float()
-        mirror = (torch.maximum(imageops.smoothstep(0.2, 0.6, local), flat) * below_line).view(1, 1, h, self.w)
+        # Flat areas match anything and show no motion: only structure that mirrors counts.
+        mirror = (imageops.smoothstep(0.2, 0.6, local) * below_line).view(1, 1, h, self.w)
         # A reflection is a blurred copy: fine green texture below the line is a meadow, not its mirror image.
         return mirror * (1 - self.green * self.texture)
 

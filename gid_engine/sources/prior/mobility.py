@@ -31,6 +31,10 @@ SUPPORT_BELOW = 0.2
 SUPPORT_SIZE = 0.04
 # Distance from an anchor (share of the picture's height) at which a plant reaches half its full amplitude.
 HALF_GROWTH = 0.08
+# Tips (within about TIP_REACH of the height from a plant's outer edge) sway up to 1 / (1 - TIP_GAIN) times its
+# inside.
+TIP_REACH = 0.06
+TIP_GAIN = 0.4
 # The ramp from still to moving, as a share of the long side; laid inside the moving region.
 EDGE_RAMP = 1 / 120
 
@@ -60,9 +64,7 @@ def mobility(cues: MotionCues, kind: str, subjects: torch.Tensor | None = None) 
         still = subjects if subjects is not None else torch.zeros_like(moving)  # ripples run along walls
     elif kind == "flame":
         moving = cues.flame
-        still = torch.zeros_like(moving)  # a candle's flame sits on a rigid candle: only subjects veto
-        if subjects is not None:
-            still = subjects
+        still = torch.zeros_like(moving)  # a flame sits on a rigid candle or log, often inside an "object"
     elif kind == "cloth":
         moving = torch.maximum(cues.texture, 0.8 * cues.thin) * cues.free
         still = subjects * cues.skin.clamp(min=0.0) if subjects is not None else torch.zeros_like(moving)
@@ -71,22 +73,31 @@ def mobility(cues: MotionCues, kind: str, subjects: torch.Tensor | None = None) 
         still = torch.zeros_like(moving)
     else:
         raise ValueError(f"unknown mobility cue set {kind!r}")
-    moving = moving.clamp(0, 1) * (1 - still.clamp(0, 1))
-    return soften_inward(moving, max(cues.h, cues.w) * EDGE_RAMP)
+    still = still.clamp(0, 1)
+    moving = moving.clamp(0, 1) * (1 - still)
+    if kind in ("auto", "foliage", "cloth"):
+        still = torch.maximum(still, 1 - cues.free)  # sky and faces are kept clear of the ramp too
+    return keep_clear_of(moving, still, max(cues.h, cues.w) * EDGE_RAMP)
 
 
-def soften_inward(mobility: torch.Tensor, radius: float) -> torch.Tensor:
+def keep_clear_of(mobility: torch.Tensor, still: torch.Tensor, radius: float) -> torch.Tensor:
     """Blur `mobility` so it changes gently across space (or the splatted picture stretches and tears), with the
-    ramp laid inside moving regions: close the gaps between leaves (a blur), erode by the blur's reach, blur."""
-    filled = imageops.gaussian_blur(mobility, radius)
+    ramp laid on the moving side of every still thing: motion stops a blur's reach before it, so nothing still
+    is dragged along by its neighbours (a thin stalk on a plain background keeps all its motion)."""
     reach = max(1, int(round(1.5 * radius)))
-    eroded = -F.max_pool2d(-filled, 2 * reach + 1, stride=1, padding=reach)
-    return imageops.gaussian_blur(eroded, radius)
+    guard = F.max_pool2d((still > 0.5).float(), 2 * reach + 1, stride=1, padding=reach)
+    return imageops.gaussian_blur(mobility * (1 - imageops.gaussian_blur(guard, radius / 2)), radius)
 
 
 def anchor_growth(mobility: torch.Tensor, sky: torch.Tensor) -> torch.Tensor:
-    """Amplitude factor [1, 1, h, w] in 0..1 that grows with the distance from the support below each moving
-    pixel. Support is still ground (not sky) directly below moving pixels; without any, 1 everywhere."""
+    """Amplitude factor [1, 1, h, w] in 0..1: plants bend from where they are held and sway most at their tips.
+
+    - Support: still ground (not sky) directly below moving pixels anchors them; amplitude grows with the
+      distance from the nearest anchor (half of full at HALF_GROWTH of the height).
+    - Plants running out of the frame's bottom edge are held below it: the bottom edge is a weak anchor
+      (foreground grass keeps half its amplitude, so a meadow still moves all over).
+    Tips sway more than a plant's inside: see `tip_gain`.
+    """
     h, w = mobility.shape[-2:]
     moving = mobility[0, 0] > SUPPORT_BELOW
     support = ((~moving) & (sky[0, 0] < 0.5)).float().view(1, 1, h, w)
@@ -99,10 +110,23 @@ def anchor_growth(mobility: torch.Tensor, sky: torch.Tensor) -> torch.Tensor:
     anchors = support.clone()
     anchors[reach:] &= moving[:-reach]
     anchors[:reach] = False
-    if not bool(anchors.any()):
-        return torch.ones_like(mobility)
-    free = (~anchors).numpy().astype(np.uint8)
-    distance = cv2.distanceTransform(free, cv2.DIST_L2, 5)
     half = HALF_GROWTH * h
-    distance = torch.from_numpy(distance).view(1, 1, h, w).to(mobility.dtype)
-    return distance / (distance + half)
+    growth = torch.ones(h, w)
+    if bool(anchors.any()):
+        distance = torch.from_numpy(cv2.distanceTransform((~anchors).numpy().astype(np.uint8), cv2.DIST_L2, 5))
+        growth = distance / (distance + half)
+    rows = torch.arange(h, dtype=torch.float32).view(h, 1)
+    if bool(moving[-1].any()):
+        above_bottom = (h - 1 - rows).expand(h, w)
+        growth = growth * (0.5 + 0.5 * above_bottom / (above_bottom + 2 * half))
+    return growth.view(1, 1, h, w).to(mobility.dtype)
+
+
+def tip_gain(mobility: torch.Tensor) -> torch.Tensor:
+    """Amplitude factor [1, 1, h, w] in 1 - TIP_GAIN .. 1: closeness to the moving region's outer edge (the
+    distance to the nearest still pixel; the frame's edges are not edges of a plant)."""
+    h = mobility.shape[-2]
+    moving = (mobility[0, 0] > SUPPORT_BELOW).numpy().astype(np.uint8)
+    inside = torch.from_numpy(cv2.distanceTransform(np.pad(moving, 1, mode="edge"), cv2.DIST_L2, 5)[1:-1, 1:-1])
+    tips = torch.exp(-inside / (TIP_REACH * h))
+    return (1 - TIP_GAIN + TIP_GAIN * tips).view(mobility.shape).to(mobility.dtype)

@@ -14,7 +14,7 @@ from ...spectral.volume import DEFAULT_BINS, DEFAULT_FPS, DEFAULT_PERIOD, Spectr
 from .brush import MotionBrush
 from .cues import MotionCues
 from .fields import coherent_fields
-from .mobility import anchor_growth, mobility as mobility_of
+from .mobility import anchor_growth, mobility as mobility_of, tip_gain
 from .presets import DEFAULT_PRESET, Preset, preset_named
 from .structure import sway_direction
 from .subjects import subject_mask
@@ -28,10 +28,10 @@ SUBJECT_LONG_SIDE = 640
 # The measured spectrum averages over every pixel of real plant clips, still ones included; plants fill about
 # this share of those frames, so a fully free pixel moves 1 / sqrt(share) times the measured RMS.
 MEASURED_MOVING_SHARE = 0.5
-# The mobility a picture's freest parts reach (this quantile of its moving pixels) counts as fully free, so
-# soft cues and anchoring shape the motion without shrinking it; never boosted more than 1 / this floor.
-FREE_QUANTILE = 0.9
-FREE_FLOOR = 0.5
+# The measured figure is a mean square over plant pixels, tips and insides alike: the picture's moving pixels get
+# that mean square (soft cues and anchoring shape the motion without shrinking it), never boosted more than
+# 1 / FREE_FLOOR.
+FREE_FLOOR = 0.35
 # Bending waves climb a plant at BEND_SPEED picture heights per second; the lag saturates at BEND_LAG heights.
 BEND_SPEED = 0.8
 BEND_LAG = 0.25
@@ -110,9 +110,9 @@ class ProceduralPrior:
         envelope = mobility_of(cues, preset.mobility, subjects)
         if preset.anchored:
             growth = anchor_growth(envelope, cues.sky)
+            envelope = envelope * growth * tip_gain(envelope)
         else:
             growth = torch.ones_like(envelope)
-        envelope = envelope * growth
         direction = sway_direction(cues, preset)
         gain = torch.ones_like(envelope)
         if not self.brush.is_empty:
@@ -169,11 +169,11 @@ class ProceduralPrior:
 
 
 def free_level(envelope: torch.Tensor) -> float:
-    """The envelope value of the picture's freest parts (FREE_QUANTILE of its moving pixels, at least FREE_FLOOR)."""
+    """The RMS envelope of the picture's moving pixels (at least FREE_FLOOR; 1 where nothing moves)."""
     moving = envelope[envelope > 0.1]
     if moving.numel() < 16:
         return 1.0
-    return max(FREE_FLOOR, float(torch.quantile(moving[:: max(1, moving.numel() // 65536)], FREE_QUANTILE)))
+    return max(FREE_FLOOR, float(moving.pow(2).mean().sqrt()))
 
 
 @contextmanager
