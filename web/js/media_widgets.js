@@ -172,17 +172,24 @@ export function chain(prototype, method, extra) {
   };
 }
 
+// Grows a node to hold its widgets and editor; never shrinks what the user sized.
+function fitEditor(node, minWidth) {
+  const [w, h] = node.computeSize();
+  const size = [Math.max(node.size[0], w, minWidth), Math.max(node.size[1], h)];
+  if (size[0] !== node.size[0] || size[1] !== node.size[1]) node.setSize(size);
+}
+
 /** Give every node of a type an editor made by `create(node)` (an object with draw() and dispose()), stored as
- * node[key]: created with the node, redrawn when a loaded or pasted workflow fills its widgets, disposed with it. */
+ * node[key]: created with the node, redrawn when a loaded or pasted workflow fills its widgets, disposed with it.
+ * A workflow saved before the editor existed (or saved smaller) gets room for it: the Vue node renderer would
+ * otherwise squeeze the editor to the saved size. */
 export function attachEditor(nodeType, key, create, minWidth) {
   chain(nodeType.prototype, "onNodeCreated", function () {
     this[key] = create(this);
-    if (this[key]) {
-      const [w, h] = this.computeSize();
-      this.setSize([Math.max(this.size[0], w, minWidth), Math.max(this.size[1], h)]);
-    }
+    if (this[key]) fitEditor(this, minWidth);
   });
   chain(nodeType.prototype, "onConfigure", function () {
+    if (this[key]) fitEditor(this, minWidth);
     this[key]?.draw();
   });
   chain(nodeType.prototype, "onRemoved", function () {

@@ -12,6 +12,7 @@ import {
 const NODE_TYPE = "GID_PredictSpectralVolume";
 const WIDGET_NAME = "motion_brush";
 const EDITOR_HEIGHT = 300;
+const CANVAS_MIN_HEIGHT = 180;
 const MIN_WIDTH = 380;
 export const RADIUS_MIN = 0.005;
 export const RADIUS_MAX = 0.5;
@@ -79,12 +80,14 @@ function keeps(stroke) {
   return stroke.points.length >= (stroke.kind === "direction" ? 2 : 1);
 }
 
-/** The strokes with every point that lies within `radius` of the eraser's path removed; a stroke cut in the middle
- * becomes two. Distances are in units of the picture's longer side (`scale` = [width, height] / longer side). */
+/** The strokes with every point whose solid core (half its radius) the eraser's path touches removed, so nothing
+ * of them is left at full weight under the eraser; a stroke cut in the middle becomes two. Distances are in units of
+ * the picture's longer side (`scale` = [width, height] / longer side). */
 export function eraseStrokes(strokes, path, radius, scale) {
-  const near = ([x, y]) => path.some(([ex, ey]) => Math.hypot((x - ex) * scale[0], (y - ey) * scale[1]) < radius);
   const result = [];
   for (const stroke of strokes) {
+    const reach = radius + Number(stroke.radius ?? 0) / 2;
+    const near = ([x, y]) => path.some(([ex, ey]) => Math.hypot((x - ex) * scale[0], (y - ey) * scale[1]) < reach);
     let piece = [];
     const flush = () => {
       if (piece.length) result.push({ ...stroke, points: piece });
@@ -155,14 +158,15 @@ export class MotionBrush {
     this.active = document.createElement("canvas"); // the stroke being drawn
 
     this.root = document.createElement("div");
-    this.root.className = "gid-motion-brush";
+    // widget-expands: the Vue node renderer gives the editor the node's free height (as to its own text areas).
+    this.root.className = "gid-motion-brush widget-expands";
     this.root.style.cssText = "display:flex;flex-direction:column;gap:3px;width:100%;height:100%;" +
       "box-sizing:border-box;font:11px sans-serif;color:var(--input-text, #ddd);min-height:0;";
     this.root.append(this.makeToolbar(), this.makeSliders());
     // The canvas sits out of the flow: its own pixel size must not widen the node (the Vue renderer sizes a node to
     // its content's minimum width).
     const canvasBox = document.createElement("div");
-    canvasBox.style.cssText = "flex:1 1 auto;min-height:80px;position:relative;";
+    canvasBox.style.cssText = `flex:1 1 auto;min-height:${CANVAS_MIN_HEIGHT}px;position:relative;`;
     this.canvas = document.createElement("canvas");
     this.canvas.style.cssText = "position:absolute;inset:0;width:100%;height:100%;touch-action:none;" +
       "cursor:crosshair;border-radius:4px;background:var(--comfy-input-bg, #1b1b1b);";

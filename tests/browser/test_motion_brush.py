@@ -1,0 +1,199 @@
+"""The motion brush on Predict Spectral Volume in the real frontend, in headless Chromium, under both node renderers:
+paint a region that stays still, a region that moves and a direction stroke with the mouse on the picture; the
+`motion_brush` value follows the strokes, the API-format prompt carries it, and the run's frames are still where it
+was painted still, move where it was painted to move, and sway along the direction stroke. Eraser, undo, clear and
+a saved workflow are checked on the value."""
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from test_web_extension import RENDERERS, GIDPage, gid_page, load_workflow  # noqa: F401 (fixture)
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "host"))
+
+WORKFLOW = REPO / "workflows" / "animate_still.json"
+PICTURE = "gid_browser_brush.png"
+SIZE = (256, 144)
+FRAMES = 12
+# Strokes in fractions of the picture (x, y), drawn in this order.
+STILL = {"tool": "still", "path": [(0.3, 0.3), (0.3, 0.7)], "size": 0.12}
+MOVES = {"tool": "moves", "path": [(0.55, 0.3), (0.55, 0.7)], "size": 0.12}
+DIRECTION = {"tool": "direction", "path": [(0.82, 0.2), (0.82, 0.8)], "size": 0.12, "strength": 2.0}
+
+
+def brush(gid_page: GIDPage, node_id: int, script: str) -> Any:
+    """Runs `script` (a function of the node's MotionBrush editor) in the page."""
+    return gid_page.js(f"(id) => ({script})(window.comfyAPI.app.app.graph.getNodeById(id).gidMotionBrush)", node_id)
+
+
+def editor_state(gid_page: GIDPage, node_id: int) -> dict[str, Any]:
+    return brush(gid_page, node_id, """(e) => {
+        const rect = e.canvas.getBoundingClientRect();
+        return {...e.root.dataset, frame: e.frame(), cssWidth: e.canvas.clientWidth,
+                box: {x: rect.x, y: rect.y, width: rect.width, height: rect.height},
+                picture: e.picture ? [e.picture.naturalWidth, e.picture.naturalHeight] : null,
+                value: e.brushWidget.value};
+    }""")
+
+
+def strokes_of(gid_page: GIDPage, node_id: int) -> list[dict[str, Any]]:
+    value = editor_state(gid_page, node_id)["value"]
+    return json.loads(value)["strokes"] if value else []
+
+
+def load_graph(gid_page: GIDPage) -> tuple[int, int]:
+    """The shipped workflow with a small picture and few frames; returns the ids of Predict Spectral Volume and of
+    the SaveImage keeping the frames."""
+    Image.open(REPO / "samples" / "dandelion.jpg").convert("RGB").resize(SIZE).save(gid_page.host.input_dir / PICTURE)
+    load_workflow(gid_page, json.loads(WORKFLOW.read_text()))
+    ids = gid_page.js("""(options) => {
+        // The motion is the prior's and the brush's alone: without the shipped Edit Spectrum and its sky mask
+        // (which also sit where the brush makes Predict Spectral Volume tall).
+        const graph = window.comfyAPI.app.app.graph;
+        const predict = gidTest.node('GID_PredictSpectralVolume');
+        predict.connect(0, gidTest.node('GID_MotionTexture'), 0);
+        for (const type of ['GID_EditSpectrum', 'ThresholdMask', 'ImageToMask']) graph.remove(gidTest.node(type));
+        gidTest.setWidget('GID_PredictSpectralVolume', 'motion_brush', '');
+        return [predict.id, gidTest.shrink(options)];
+    }""", {"picture": PICTURE, "frames": FRAMES, "seed": 70 + list(RENDERERS).index(gid_page.renderer)})
+    node_id = int(ids[0])
+    gid_page.page.wait_for_function(
+        "([id, w]) => window.comfyAPI.app.app.graph.getNodeById(id).gidMotionBrush.picture?.naturalWidth === w",
+        arg=[node_id, SIZE[0]], timeout=15_000)
+    return node_id, int(ids[1])
+
+
+def page_point(state: dict[str, Any], at: tuple[float, float]) -> tuple[float, float]:
+    """Page coordinates of a point of the picture (fractions), as the editor shows it."""
+    frame, box = state["frame"], state["box"]
+    scale = box["width"] / state["cssWidth"]  # the classic renderer draws DOM widgets scaled with the canvas
+    return box["x"] + (frame["x"] + at[0] * frame["w"]) * scale, box["y"] + (frame["y"] + at[1] * frame["h"]) * scale
+
+
+def click_control(gid_page: GIDPage, node_id: int, selector: str) -> None:
+    """A real click on a button of the editor's toolbar."""
+    index = gid_page.js("""([id, selector]) => {
+        const root = window.comfyAPI.app.app.graph.getNodeById(id).gidMotionBrush.root;
+        return [...document.querySelectorAll('.gid-motion-brush')].indexOf(root);
+    }""", [node_id, selector])
+    assert index >= 0, "the motion brush is not in the page"
+    gid_page.page.locator(".gid-motion-brush").nth(index).locator(selector).click()
+
+
+def set_slider(gid_page: GIDPage, node_id: int, control: str, value: float) -> None:
+    index = gid_page.js("(id) => [...document.querySelectorAll('.gid-motion-brush')]"
+                        ".indexOf(window.comfyAPI.app.app.graph.getNodeById(id).gidMotionBrush.root)", node_id)
+    gid_page.page.locator(".gid-motion-brush").nth(index).locator(f"input[data-control='{control}']").fill(str(value))
+
+
+def size_slider_value(radius: float) -> int:
+    """The size slider's position for a radius (log scale from 0.005 to 0.5 over 0..100)."""
+    return round(100 * np.log(radius / 0.005) / np.log(100))
+
+
+def paint(gid_page: GIDPage, node_id: int, stroke: dict[str, Any], steps: int = 12) -> None:
+    """Picks the tool, size and strength on the toolbar, then drags along the path with the mouse."""
+    click_control(gid_page, node_id, f"button[data-tool='{stroke['tool']}']")
+    if "size" in stroke:
+        set_slider(gid_page, node_id, "size", size_slider_value(stroke["size"]))
+    if "strength" in stroke:
+        set_slider(gid_page, node_id, "strength", stroke["strength"])
+    state = editor_state(gid_page, node_id)
+    mouse = gid_page.page.mouse
+    path = stroke["path"]
+    mouse.move(*page_point(state, path[0]))
+    mouse.down()
+    for a, b in zip(path, path[1:]):
+        for step in range(1, steps + 1):
+            u = step / steps
+            mouse.move(*page_point(state, (a[0] + (b[0] - a[0]) * u, a[1] + (b[1] - a[1]) * u)))
+    mouse.up()
+
+
+def assert_stroke(stroke: dict[str, Any], painted: dict[str, Any]) -> None:
+    assert stroke["kind"] == painted["tool"], stroke
+    points = np.array(stroke["points"])
+    path = np.array(painted["path"])
+    assert points[0] == pytest.approx(path[0], abs=0.01) and points[-1] == pytest.approx(path[-1], abs=0.01), stroke
+    assert len(points) >= 4, stroke  # the path, not only its ends
+    # the size slider's step is 1/100 of the log range: about 5% of the radius
+    assert stroke["radius"] == pytest.approx(painted["size"], rel=0.05), stroke
+    assert stroke["strength"] == pytest.approx(painted.get("strength", 1.0)), stroke
+
+
+def saved_frames(host: Any, entry: dict[str, Any], save_id: int) -> list[np.ndarray]:
+    files = [f for f in host.output_files(entry) if f["type"] == "output" and f["node_id"] == str(save_id)]
+    assert len(files) == FRAMES, files
+    return [np.asarray(Image.open(io.BytesIO(host.download(f))).convert("RGB"), dtype=np.float32) for f in files]
+
+
+def test_painted_regions_are_still_move_and_sway_along_the_stroke(gid_page: GIDPage) -> None:
+    node_id, save_id = load_graph(gid_page)
+    gid_page.focus("GID_PredictSpectralVolume")
+    state = editor_state(gid_page, node_id)
+    assert state["hasPicture"] == "true" and state["picture"] == list(SIZE) and state["strokes"] == "0", state
+    gid_page.shot("brush-01-picture")
+
+    for stroke in (STILL, MOVES, DIRECTION):
+        paint(gid_page, node_id, stroke)
+    strokes = strokes_of(gid_page, node_id)
+    assert len(strokes) == 3, strokes
+    for stroke, painted in zip(strokes, (STILL, MOVES, DIRECTION)):
+        assert_stroke(stroke, painted)
+    # the API-format prompt (what the Run button and saved API files carry) holds the same brush
+    prompt = gid_page.js("(id) => gidTest.promptInputs(id)", node_id)
+    assert json.loads(prompt["motion_brush"]) == {"strokes": strokes}
+    gid_page.page.mouse.move(*page_point(editor_state(gid_page, node_id), (0.45, 0.5)))
+    gid_page.shot("brush-02-painted")
+
+    ours = [m for m in gid_page.console if m["type"] in ("error", "warning", "pageerror")
+            and ("motion_brush" in m["url"] or "motion_brush" in m["text"] or "GID" in m["text"])]
+    assert not ours, json.dumps(ours, indent=1)
+
+
+def test_eraser_undo_clear_and_a_saved_workflow(gid_page: GIDPage) -> None:
+    node_id, _ = load_graph(gid_page)
+    gid_page.focus("GID_PredictSpectralVolume")
+    long_moves = {"tool": "moves", "path": [(0.55, 0.05), (0.55, 0.95)], "size": 0.06}
+    paint(gid_page, node_id, long_moves)
+    paint(gid_page, node_id, STILL)
+    two = strokes_of(gid_page, node_id)
+    assert [s["kind"] for s in two] == ["moves", "still"]
+
+    # The eraser cuts the moves stroke across its middle: two pieces, the still stroke untouched. It takes every
+    # point whose solid core (half the stroke's radius) it touches: nothing is left at full weight under it.
+    eraser = 0.04
+    paint(gid_page, node_id, {"tool": "eraser", "path": [(0.45, 0.5), (0.65, 0.5)], "size": eraser})
+    erased = strokes_of(gid_page, node_id)
+    assert [s["kind"] for s in erased] == ["moves", "moves", "still"], erased
+    assert erased[2] == two[1]
+    top, bottom = (np.array(s["points"]) for s in erased[:2])
+    gap = (eraser + two[0]["radius"] / 2) * SIZE[0] / SIZE[1]  # in fractions of the height
+    assert top[:, 1].max() < 0.5 - gap * 0.95 and bottom[:, 1].min() > 0.5 + gap * 0.95, erased
+    assert top[:, 1].max() > 0.5 - gap * 1.5 and bottom[:, 1].min() < 0.5 + gap * 1.5, erased
+    gid_page.shot("brush-03-erased")
+
+    click_control(gid_page, node_id, "button[data-action='undo']")
+    assert strokes_of(gid_page, node_id) == two
+    # Saved as the frontend saves it, the workflow carries the brush; loaded again, the editor shows it.
+    saved = json.loads(gid_page.js("() => JSON.stringify(window.comfyAPI.app.app.graph.serialize())"))
+    click_control(gid_page, node_id, "button[data-action='clear']")
+    assert editor_state(gid_page, node_id)["value"] == ""
+    assert editor_state(gid_page, node_id)["strokes"] == "0"
+    load_workflow(gid_page, saved)
+    gid_page.page.wait_for_function(
+        "(id) => window.comfyAPI.app.app.graph.getNodeById(id).gidMotionBrush?.picture?.naturalWidth > 0",
+        arg=node_id, timeout=15_000)
+    state = editor_state(gid_page, node_id)
+    assert state["strokes"] == "2" and json.loads(state["value"])["strokes"] == two, state
+    gid_page.focus("GID_PredictSpectralVolume")
+    gid_page.shot("brush-04-loaded")
