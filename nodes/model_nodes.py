@@ -2,16 +2,18 @@
 from __future__ import annotations
 
 import folder_paths
+import torch
 from comfy_api.latest import io
 
 from ..gid_engine import checks
-from ..gid_engine.sources.base import BUILTIN_SOURCES, DEFAULT_SOURCE, SOURCE_OPTIONS, builtin_source
+from ..gid_engine.sources.base import (BUILTIN_SOURCES, DEFAULT_SOURCE, SOURCE_OPTIONS, builtin_source,
+                                      predict_with_mobility)
 from ..gid_engine.sources.checkpoints import load_motion_source
 from ..gid_engine.sources.ldm.model import SAMPLING_INPUTS
 from ..gid_engine.sources.prior import PRESETS
 from . import comfy_bridge as bridge
 from .types import CATEGORY, GIDModel, SpectralVolumeType
-from .ui_payloads import motion_overlay_ui
+from .ui_payloads import mobility_ui, motion_overlay_ui
 
 
 class LoadGIDModel(io.ComfyNode):
@@ -83,9 +85,17 @@ class PredictSpectralVolume(io.ComfyNode):
                                tooltip="Learned models: looping self-guidance strength u (paper section 5) that "
                                        "makes the predicted motion's last frame meet its first, so loops need "
                                        "less snapping. 0 = off; 200-1000 typical; about 3x slower sampling."),
+                io.String.Input("motion_brush", default="", optional=True,
+                                tooltip="Motion brush (built-in prior): strokes painted on the picture in the "
+                                        "editor on this node: 'moves' and 'still' regions with soft edges, and "
+                                        "'direction' strokes that set a region's sway axis and strength. Kept as "
+                                        "JSON, so saved workflows and API runs carry it. Empty = no brush."),
             ],
             outputs=[SpectralVolumeType.Output(display_name="spectral_volume",
-                                               tooltip="Per-pixel motion spectrum for Motion Texture.")],
+                                               tooltip="Per-pixel motion spectrum for Motion Texture."),
+                     io.Mask.Output(display_name="mobility",
+                                    tooltip="How free each pixel is to move (1 = sways fully, 0 = still), as the "
+                                            "motion was built: inspect it, edit it and feed it back as a mask.")],
         )
 
     @classmethod
@@ -103,6 +113,8 @@ class PredictSpectralVolume(io.ComfyNode):
                               source.estimate_bytes(b, h, w), device, hint="use a smaller picture (Upscale Image)")
         picture = image.permute(0, 3, 1, 2).to(device)
         mask4 = None if mask is None else bridge.check_mask("mask", mask, image).to(device).unsqueeze(1)
-        volume = source.predict(picture, seed=seed, mask=mask4, intensity=intensity,
-                                progress=bridge.progress_reporter(b))
-        return io.NodeOutput(volume.to(bridge.output_device()), ui=motion_overlay_ui(volume, image))
+        volume, mobility = predict_with_mobility(source, picture, seed=seed, mask=mask4, intensity=intensity,
+                                                 progress=bridge.progress_reporter(b))
+        mobility = mobility[:, 0].to(bridge.output_device(), torch.float32)
+        ui = {**motion_overlay_ui(volume, image), **mobility_ui(mobility, image)}
+        return io.NodeOutput(volume.to(bridge.output_device()), mobility, ui=ui)

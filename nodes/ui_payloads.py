@@ -14,7 +14,7 @@ from PIL import Image
 
 import folder_paths
 
-from ..gid_engine.spectral.overlay import motion_overlay
+from ..gid_engine.spectral.overlay import mobility_overlay, motion_overlay
 from ..gid_engine.spectral.volume import SpectralVolume
 
 # Previews are for the eye on a node, not for saving: no side needs to be larger than this...
@@ -72,6 +72,20 @@ def motion_overlay_ui(volume: SpectralVolume, image: torch.Tensor | None = None,
         items.append({"filename": filename, "subfolder": subfolder, "type": "temp",
                       "peak_px": round(float(peak[index]), 3)})
     return {"gid_motion": items}
+
+
+def mobility_ui(mobility: torch.Tensor, image: torch.Tensor) -> dict:
+    """{"gid_mobility": [one PNG per picture]}: where the picture moves (its colours) and stays still (grey, red
+    tint). mobility [B, H, W] in 0..1, image [B, H, W, 3]."""
+    size = preview_size(image.shape[1], image.shape[2])
+    picture = shrunk(image.permute(0, 3, 1, 2).float(), size)
+    small = shrunk(mobility.unsqueeze(1).to(picture.device, torch.float32), size)
+    overlay = mobility_overlay(small, picture)
+    items = []
+    for index in range(overlay.shape[0]):
+        filename, subfolder = save_temp_pictures("gid_mobility", overlay[index:index + 1].permute(0, 2, 3, 1), ".png")
+        items.append({"filename": filename, "subfolder": subfolder, "type": "temp"})
+    return {"gid_mobility": items}
 
 
 def loop_preview_ui(frames: torch.Tensor, fps: float) -> dict:

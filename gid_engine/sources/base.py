@@ -17,6 +17,8 @@ import torch
 from .. import checks
 from ..imageops import work_size
 from .prior import DEFAULT_PRESET, OUTPUT_LONG_SIDE, PRESETS, ProceduralPrior
+from .prior.brush import parse_motion_brush
+from ..spectral.overlay import mobility_map
 from ..spectral.volume import SpectralVolume
 
 COMPLEX64_BYTES = 8
@@ -44,11 +46,27 @@ class SourceOption:
     name: str
     neutral: object
     applies_to: str
+    # Values that ask nothing either (e.g. an empty brush written as {}); default: only `neutral` itself.
+    asks_nothing: Callable[[object], bool] | None = None
+
+    def is_neutral(self, value) -> bool:
+        if self.asks_nothing is not None:
+            return self.asks_nothing(value)
+        return value == self.neutral
+
+
+def _empty_brush(value) -> bool:
+    try:
+        return parse_motion_brush(value).is_empty
+    except ValueError:
+        return False
 
 
 # The vocabulary of source options (what a host may forward); each source applies those it takes.
 SOURCE_OPTIONS = {option.name: option for option in (
     SourceOption("preset", DEFAULT_PRESET, "only applies to the built-in procedural prior"),
+    SourceOption("motion_brush", "", "is read by the built-in procedural prior only (to still a region of another "
+                 "source's motion, use the mask input)", _empty_brush),
     SourceOption("steps", 0, "only learned checkpoints sample with diffusion"),
     SourceOption("cfg", 0.0, "only learned checkpoints sample with diffusion"),
     SourceOption("loop_guidance", 0.0, "only learned checkpoints sample with diffusion"),
@@ -64,9 +82,9 @@ def split_options(source_name: str, options: Mapping[str, object], takes: Iterab
         option = SOURCE_OPTIONS.get(name)
         if option is None:
             raise ValueError(f"{name}: not an option of any motion source; known: {', '.join(SOURCE_OPTIONS)}")
-        if value != option.neutral:
+        if not option.is_neutral(value):
             raise ValueError(f"{name}: {checks._shown(value)} {option.applies_to}; {source_name} does not use it, "
-                             f"so set {name} to {option.neutral}")
+                             f"so set {name} to {option.neutral if option.neutral != '' else 'an empty value'}")
     return {name: value for name, value in options.items() if name in takes}
 
 
@@ -84,15 +102,31 @@ class PriorSource(ProceduralPrior):
     SCRATCH_VOLUMES = 2
 
     def with_options(self, **options) -> "PriorSource":
-        own = split_options(self.name, options, ("preset",))
+        own = split_options(self.name, options, ("preset", "motion_brush"))
+        changes = {}
         if "preset" in own:
-            return dataclasses.replace(self, preset=checks.choice("preset", own["preset"], PRESETS))
-        return self
+            changes["preset"] = checks.choice("preset", own["preset"], PRESETS)
+        if "motion_brush" in own:
+            changes["brush"] = parse_motion_brush(own["motion_brush"])
+        return dataclasses.replace(self, **changes) if changes else self
 
     def estimate_bytes(self, batch: int, height: int, width: int) -> int:
         # the volume comes at the picture's size up to OUTPUT_LONG_SIDE (larger pictures get a smaller grid)
         height, width = work_size(height, width, OUTPUT_LONG_SIDE)
         return (1 + self.SCRATCH_VOLUMES) * volume_bytes(batch, self.num_bins, height, width)
+
+
+def predict_with_mobility(source: MotionSource, image: torch.Tensor, **predict_options
+                          ) -> tuple[SpectralVolume, torch.Tensor]:
+    """Any source's volume with its mobility [B, 1, H, W] in 0..1: the source's own estimate where it has one
+    (the procedural prior), else how much each pixel moves relative to the picture's moving parts."""
+    own = getattr(source, "predict_with_mobility", None)
+    if own is not None:
+        return own(image, **predict_options)
+    volume = source.predict(image, **predict_options)
+    mobility = mobility_map(volume.resize(image.shape[-2], image.shape[-1]) if
+                            (volume.height, volume.width) != tuple(image.shape[-2:]) else volume)
+    return volume, mobility.to(image.device)
 
 
 BUILTIN_PREFIX = "builtin: "

@@ -101,3 +101,23 @@ def motion_overlay(volume: SpectralVolume, picture: torch.Tensor | None = None, 
         cell = glyph_cell or max(8, int(math.ceil(max(overlay.shape[2:]) / 24)))
         _draw_glyphs(overlay, sway_covariance(volume), cell)
     return overlay.clamp(0, 1), peak
+
+
+STILL_TINT = (0.85, 0.25, 0.25)
+
+
+def mobility_map(volume: SpectralVolume) -> torch.Tensor:
+    """How much each pixel moves relative to the picture's strongly moving parts, [B, 1, H, W] in 0..1: the
+    time-RMS displacement over its 99th percentile (sources without a mobility estimate of their own)."""
+    rms = volume.rms_displacement().float()
+    reference = torch.quantile(rms.flatten(1)[:, :: max(1, rms[0].numel() // 65536)], 0.99, dim=1)
+    return (rms / reference.clamp(min=1e-6).view(-1, 1, 1)).clamp(0, 1).unsqueeze(1)
+
+
+def mobility_overlay(mobility: torch.Tensor, picture: torch.Tensor) -> torch.Tensor:
+    """The picture in its colours where it moves, grey with a red tint where it stays still: [B, 3, H, W].
+    mobility [B, 1, H, W] in 0..1, picture [B, 3, H, W] in 0..1 (same size)."""
+    grey = imageops.luminance(picture.float())
+    tint = torch.tensor(STILL_TINT, device=picture.device).view(1, 3, 1, 1)
+    still = 0.55 * grey + 0.45 * tint * grey.clamp(min=0.25)
+    return (mobility * picture.float() + (1 - mobility) * still).clamp(0, 1)

@@ -78,7 +78,7 @@ def test_small_and_odd_sizes(size):
 
 
 def test_large_pictures_get_a_volume_of_bounded_size(monkeypatch):
-    from gid_engine.sources import prior as prior_module
+    from gid_engine.sources.prior import model as prior_module
 
     img, _ = stalk_picture()
     mask = torch.ones(1, 1, 96, 128)
