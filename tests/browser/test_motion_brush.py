@@ -7,27 +7,30 @@ from __future__ import annotations
 
 import io
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
-from test_web_extension import RENDERERS, GIDPage, gid_page, load_workflow  # noqa: F401 (fixture)
+from test_web_extension import ARTIFACTS, RENDERERS, GIDPage, gid_page, load_workflow  # noqa: F401 (fixture)
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests" / "host"))
 
 WORKFLOW = REPO / "workflows" / "animate_still.json"
 PICTURE = "gid_browser_brush.png"
 SIZE = (256, 144)
 FRAMES = 12
 # Strokes in fractions of the picture (x, y), drawn in this order.
+# The still stroke lies on the big dandelion, which the prior moves; the prior keeps both moves strokes' regions
+# nearly still and sways the first mostly sideways; the direction stroke turns the second's sway upright.
 STILL = {"tool": "still", "path": [(0.3, 0.3), (0.3, 0.7)], "size": 0.12}
 MOVES = {"tool": "moves", "path": [(0.55, 0.3), (0.55, 0.7)], "size": 0.12}
-DIRECTION = {"tool": "direction", "path": [(0.82, 0.2), (0.82, 0.8)], "size": 0.12, "strength": 2.0}
+MOVES_UPRIGHT = {"tool": "moves", "path": [(0.82, 0.25), (0.82, 0.75)], "size": 0.12}
+DIRECTION = {"tool": "direction", "path": [(0.82, 0.25), (0.82, 0.75)], "size": 0.12, "strength": 2.0}
+PAINTED = (STILL, MOVES, MOVES_UPRIGHT, DIRECTION)
 
 
 def brush(gid_page: GIDPage, node_id: int, script: str) -> Any:
@@ -136,24 +139,85 @@ def saved_frames(host: Any, entry: dict[str, Any], save_id: int) -> list[np.ndar
     return [np.asarray(Image.open(io.BytesIO(host.download(f))).convert("RGB"), dtype=np.float32) for f in files]
 
 
+def near_path(path: list[tuple[float, float]], within_px: float) -> np.ndarray:
+    """Pixels of the picture (centres) within `within_px` of the polyline through `path` (fractions)."""
+    w, h = SIZE
+    yy, xx = np.mgrid[0:h, 0:w] + 0.5
+    best = np.full((h, w), np.inf)
+    for (x0, y0), (x1, y1) in zip(path, path[1:]):
+        a = np.array([x0 * w, y0 * h])
+        d = np.array([(x1 - x0) * w, (y1 - y0) * h])
+        t = np.clip(((xx - a[0]) * d[0] + (yy - a[1]) * d[1]) / (d @ d), 0, 1)
+        best = np.minimum(best, np.hypot(xx - a[0] - t * d[0], yy - a[1] - t * d[1]))
+    return best < within_px
+
+
+def core(stroke: dict[str, Any]) -> np.ndarray:
+    """Where the stroke decides alone: inside its full-weight half radius, less a few pixels for the splat."""
+    return near_path(stroke["path"], stroke["size"] * max(SIZE) / 2 - 3)
+
+
+def dense_flow(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """Optical flow [h, w, 2] in pixels (Farneback, as tests/host/test_dynamics_nodes.flow_at)."""
+    grey = [cv2.cvtColor(np.clip(f, 0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY) for f in (before, after)]
+    return cv2.calcOpticalFlowFarneback(grey[0], grey[1], None, 0.5, 3, 9, 5, 5, 1.1, 0)
+
+
+def region_motion(picture: np.ndarray, frames: list[np.ndarray], stroke: dict[str, Any]) -> dict[str, float]:
+    """How the stroke's core moves from the picture over the frames: the largest mean change (8-bit levels), and of
+    the optical flow vectors of all its pixels in all frames the RMS length (pixels) and main axis (degrees from
+    the horizontal, 0..90: a sway has no sign)."""
+    region = core(stroke)
+    change = max(float(np.abs(f - picture)[region].mean()) for f in frames)
+    vectors = np.concatenate([dense_flow(picture, f)[region] for f in frames]).astype(np.float64)
+    covariance = vectors.T @ vectors / len(vectors)
+    axis = np.linalg.eigh(covariance)[1][:, 1]
+    return {"change": change, "rms_px": float(np.sqrt(np.trace(covariance))),
+            "axis_deg": float(np.degrees(np.arctan2(abs(axis[1]), abs(axis[0]))))}
+
+
 def test_painted_regions_are_still_move_and_sway_along_the_stroke(gid_page: GIDPage) -> None:
     node_id, save_id = load_graph(gid_page)
     gid_page.focus("GID_PredictSpectralVolume")
     state = editor_state(gid_page, node_id)
     assert state["hasPicture"] == "true" and state["picture"] == list(SIZE) and state["strokes"] == "0", state
     gid_page.shot("brush-01-picture")
+    picture = np.asarray(Image.open(gid_page.host.input_dir / PICTURE).convert("RGB"), dtype=np.float32)
+    before = saved_frames(gid_page.host, gid_page.run(), save_id)  # the prior alone
+    gid_page.page.wait_for_function(
+        "(id) => window.comfyAPI.app.app.graph.getNodeById(id).gidMotionBrush.root.dataset.hasMobility === 'true'",
+        arg=node_id, timeout=15_000)
+    gid_page.focus("GID_PredictSpectralVolume")
 
-    for stroke in (STILL, MOVES, DIRECTION):
+    for stroke in PAINTED:
         paint(gid_page, node_id, stroke)
     strokes = strokes_of(gid_page, node_id)
-    assert len(strokes) == 3, strokes
-    for stroke, painted in zip(strokes, (STILL, MOVES, DIRECTION)):
+    assert len(strokes) == len(PAINTED), strokes
+    for stroke, painted in zip(strokes, PAINTED):
         assert_stroke(stroke, painted)
     # the API-format prompt (what the Run button and saved API files carry) holds the same brush
     prompt = gid_page.js("(id) => gidTest.promptInputs(id)", node_id)
     assert json.loads(prompt["motion_brush"]) == {"strokes": strokes}
     gid_page.page.mouse.move(*page_point(editor_state(gid_page, node_id), (0.45, 0.5)))
     gid_page.shot("brush-02-painted")
+
+    after = saved_frames(gid_page.host, gid_page.run(), save_id)
+    report = {name: {"prior": region_motion(picture, before, stroke), "brush": region_motion(picture, after, stroke)}
+              for name, stroke in (("still", STILL), ("moves", MOVES), ("direction", DIRECTION))}
+    (ARTIFACTS / f"motion_brush_{gid_page.renderer}.json").write_text(json.dumps(report, indent=1))
+    print(f"\n[{gid_page.renderer}] " + json.dumps(report))
+    still, moves, upright = report["still"], report["moves"], report["direction"]
+    # Painted still: not a level changes, where the prior alone moved it.
+    assert still["brush"]["change"] < 0.05 and still["prior"]["change"] > 0.5, still
+    # Painted to move: it moves, where the prior alone kept it nearly still.
+    assert moves["brush"]["rms_px"] > 0.3 and moves["brush"]["rms_px"] > 5 * moves["prior"]["rms_px"], moves
+    # Along the (upright) direction stroke: it moves, upright, where the other moving region sways sideways.
+    assert upright["brush"]["rms_px"] > 0.3 and upright["brush"]["axis_deg"] > 90 - 20, upright
+    assert moves["brush"]["axis_deg"] < 45, moves
+    gid_page.focus("GID_PredictSpectralVolume")
+    gid_page.shot("brush-03-after-run")
+    click_control(gid_page, node_id, "button[data-action='mobility']")  # hide the mobility: the picture again
+    gid_page.shot("brush-03-after-run-mobility-hidden")
 
     ours = [m for m in gid_page.console if m["type"] in ("error", "warning", "pageerror")
             and ("motion_brush" in m["url"] or "motion_brush" in m["text"] or "GID" in m["text"])]
@@ -180,7 +244,7 @@ def test_eraser_undo_clear_and_a_saved_workflow(gid_page: GIDPage) -> None:
     gap = (eraser + two[0]["radius"] / 2) * SIZE[0] / SIZE[1]  # in fractions of the height
     assert top[:, 1].max() < 0.5 - gap * 0.95 and bottom[:, 1].min() > 0.5 + gap * 0.95, erased
     assert top[:, 1].max() > 0.5 - gap * 1.5 and bottom[:, 1].min() < 0.5 + gap * 1.5, erased
-    gid_page.shot("brush-03-erased")
+    gid_page.shot("brush-04-erased")
 
     click_control(gid_page, node_id, "button[data-action='undo']")
     assert strokes_of(gid_page, node_id) == two
@@ -196,4 +260,4 @@ def test_eraser_undo_clear_and_a_saved_workflow(gid_page: GIDPage) -> None:
     state = editor_state(gid_page, node_id)
     assert state["strokes"] == "2" and json.loads(state["value"])["strokes"] == two, state
     gid_page.focus("GID_PredictSpectralVolume")
-    gid_page.shot("brush-04-loaded")
+    gid_page.shot("brush-05-loaded")

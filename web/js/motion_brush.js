@@ -540,13 +540,13 @@ export class MotionBrush {
       this.renderLayer(this.layer, shown);
       this.paintedText = layerText;
     }
-    if (this.picture) ctx.drawImage(this.picture, f.x, f.y, f.w, f.h);
-    if (this.mobility && (this.showMobility || !this.picture)) {
-      ctx.globalAlpha = this.picture ? 0.6 : 1;
-      ctx.drawImage(this.mobility, f.x, f.y, f.w, f.h);
-      ctx.globalAlpha = 1;
-    }
+    // The mobility overlay is the picture itself, tinted where it stays still: shown instead of the picture, with
+    // the strokes faint over it so the result of the brush can be read.
+    const mobilityShown = this.mobility && (this.showMobility || !this.picture);
+    ctx.drawImage(mobilityShown ? this.mobility : this.picture, f.x, f.y, f.w, f.h);
+    ctx.globalAlpha = mobilityShown ? 0.35 : 1;
     ctx.drawImage(this.layer, f.x, f.y, f.w, f.h);
+    ctx.globalAlpha = 1;
     if (this.stroke && this.stroke.kind !== "eraser") ctx.drawImage(this.active, f.x, f.y, f.w, f.h);
     for (const stroke of shown) if (stroke?.kind === "direction") this.drawArrows(ctx, f, stroke.points);
     if (this.stroke?.kind === "direction") this.drawArrows(ctx, f, this.stroke.points);
@@ -626,7 +626,7 @@ export class MotionBrush {
     const parts = [`${counts.moves} moves, ${counts.still} still, ${counts.direction} direction`];
     if (!this.pictureSize()) parts.push("no picture yet");
     else if (!this.mobility) parts.push("run once to see the mobility");
-    else parts.push(this.showMobility ? "mobility: brighter = moves more" : "mobility hidden");
+    else parts.push(this.showMobility ? "last run's mobility: colour moves, grey stays still" : "mobility hidden");
     this.info.textContent = parts.join(" | ");
   }
 }
