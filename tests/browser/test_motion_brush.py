@@ -261,3 +261,15 @@ def test_eraser_undo_clear_and_a_saved_workflow(gid_page: GIDPage) -> None:
     assert state["strokes"] == "2" and json.loads(state["value"])["strokes"] == two, state
     gid_page.focus("GID_PredictSpectralVolume")
     gid_page.shot("brush-05-loaded")
+
+    # A value being typed that does not parse is never painted over; clear is the way out of it (and undoable).
+    typed = '{"strokes": ['
+    gid_page.js("(text) => gidTest.setWidget('GID_PredictSpectralVolume', 'motion_brush', text)", typed)
+    paint(gid_page, node_id, MOVES)
+    state = editor_state(gid_page, node_id)
+    assert state["value"] == typed and state["strokes"] == "invalid", state
+    assert "not valid JSON" in brush(gid_page, node_id, "(e) => e.info.textContent")
+    click_control(gid_page, node_id, "button[data-action='clear']")
+    assert editor_state(gid_page, node_id)["strokes"] == "0"
+    click_control(gid_page, node_id, "button[data-action='undo']")
+    assert editor_state(gid_page, node_id)["value"] == typed

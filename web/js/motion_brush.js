@@ -26,6 +26,9 @@ const TOOLS = {
 const COLORS = { moves: [60, 220, 90], still: [240, 60, 60], direction: [255, 200, 60] };
 const LAYER_LONG_SIDE = 320; // painted strokes are drawn at this size at most, then scaled to the node
 const POINT_SPACING = 0.25; // of the radius: consecutive points of a stroke at least this far apart
+// The node refuses more than these (gid_engine/sources/prior/brush.py): the editor stays inside them.
+const MAX_STROKES = 256;
+const MAX_POINTS = 4096;
 const UNDO_DEPTH = 100;
 const PICTURE_POLL_MS = 1000; // Load Image's choice changes without telling the nodes it feeds
 const ARROW_SPACING_PX = 36;
@@ -152,6 +155,7 @@ export class MotionBrush {
     this.pictureURL = null;
     this.mobility = null; // the last run's mobility overlay (an <img>), or null
     this.stroke = null; // the stroke being drawn, or the eraser's path
+    this.notice = null; // why the last stroke was not kept
     this.hover = null;
     this.paintedText = null; // the widget value the layer shows
     this.layer = document.createElement("canvas"); // all strokes, composited in order
@@ -338,6 +342,8 @@ export class MotionBrush {
   refreshPicture() {
     const url = upstreamPictureURL(this.node, "image");
     if (url === this.pictureURL) return;
+    // The last run's mobility belongs to the picture it was made from, not to a newly chosen one.
+    if (this.pictureURL !== null && this.mobility) this.setMobility(null);
     this.pictureURL = url;
     if (!url) {
       this.picture = null;
@@ -357,7 +363,10 @@ export class MotionBrush {
   }
 
   async setMobility(file) {
-    this.mobility = file ? await loadImage(viewURL(file)) : null;
+    const url = this.pictureURL;
+    const mobility = file ? await loadImage(viewURL(file)) : null;
+    if (url !== this.pictureURL) return; // the picture changed while it loaded
+    this.mobility = mobility;
     this.root.dataset.hasMobility = String(!!this.mobility);
     this.draw();
   }
@@ -424,7 +433,7 @@ export class MotionBrush {
     const last = stroke.points[stroke.points.length - 1];
     const [sx, sy] = this.sideScale();
     const step = Math.hypot((p[0] - last[0]) * sx, (p[1] - last[1]) * sy);
-    if (step < POINT_SPACING * this.radius) return;
+    if (step < POINT_SPACING * this.radius || stroke.points.length >= MAX_POINTS) return;
     stroke.points.push(p);
     if (stroke.kind === "eraser") {
       this.paintedText = null; // the erased strokes are shown live
@@ -435,12 +444,15 @@ export class MotionBrush {
 
   finishStroke(stroke) {
     const { strokes } = this.readStrokes();
-    if (stroke.kind === "eraser") {
-      this.writeStrokes(eraseStrokes(strokes, stroke.points, this.radius, this.sideScale()));
-      this.paintedText = null;
-    } else if (keeps(stroke)) {
-      this.writeStrokes([...strokes, stroke]);
+    const next = stroke.kind === "eraser" ? eraseStrokes(strokes, stroke.points, this.radius, this.sideScale())
+      : keeps(stroke) ? [...strokes, stroke] : strokes;
+    this.paintedText = null;
+    if (next.length > MAX_STROKES) {
+      this.notice = `at most ${MAX_STROKES} strokes: erase or clear some first`;
+      return;
     }
+    this.notice = null;
+    this.writeStrokes(next);
   }
 
   // ---- drawing ----------------------------------------------------------------------------------------------------
@@ -620,13 +632,14 @@ export class MotionBrush {
       this.info.style.color = "#f88";
       return;
     }
-    this.info.style.color = "";
+    this.info.style.color = this.notice ? "#fc6" : "";
     const counts = { moves: 0, still: 0, direction: 0 };
     for (const s of strokes) if (s?.kind in counts) counts[s.kind] += 1;
     const parts = [`${counts.moves} moves, ${counts.still} still, ${counts.direction} direction`];
     if (!this.pictureSize()) parts.push("no picture yet");
     else if (!this.mobility) parts.push("run once to see the mobility");
     else parts.push(this.showMobility ? "last run's mobility: colour moves, grey stays still" : "mobility hidden");
+    if (this.notice) parts.unshift(this.notice);
     this.info.textContent = parts.join(" | ");
   }
 }
