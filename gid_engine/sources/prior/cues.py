@@ -13,10 +13,14 @@ from ... import imageops
 
 # Reach of "surrounded by vegetation" (share of the long side).
 PLANT_CONTEXT = 0.04
+# Flowers and seed heads are at most this wide (share of the long side); wider non-green things are not plants.
+FLOWER_SIZE = 0.06
 # Straight edges shorter than this share of the long side are texture, not structure.
 LINE_MIN_LENGTH = 0.05
 # Reach of the straight-edge density (share of the long side).
-LINE_REACH = 0.025
+LINE_REACH = 0.02
+# A straight edge is structural where the texture on one side is below this (smooth wall, glass, paint).
+STRUCTURE_TEXTURE = 0.45
 
 
 class MotionCues:
@@ -48,19 +52,61 @@ class MotionCues:
         return imageops.smoothstep(0.2, 0.55, self.rows)
 
     @cached_property
+    def green(self) -> torch.Tensor:
+        """Foliage hues from yellow-green to blue-green, by hue and relative saturation rather than brightness,
+        so dark forest greens and greyish olive leaves count as much as sunlit grass."""
+        hue = self.hue
+        return (imageops.smoothstep(45, 70, hue) * imageops.smoothstep(175, 150, hue)
+                * imageops.smoothstep(0.06, 0.2, self.relative_saturation) * imageops.smoothstep(0.02, 0.08, self.value))
+
+    @cached_property
     def vegetation(self) -> torch.Tensor:
+        """Green foliage. Autumn colours are not counted here: warm saturated texture is as often brick, wood,
+        fur or paint (see `autumn`, which the foliage preset adds)."""
+        return self.green
+
+    @cached_property
+    def autumn(self) -> torch.Tensor:
+        """Warm, saturated, textured: autumn leaves (and brick, wood, fur), 0..1."""
+        r, b = self.r, self.b
+        return (imageops.smoothstep(0.15, 0.35, self.saturation) * ((r - b) * 4).clamp(0, 1) * self.texture
+                * (1 - self.straight_edges))
+
+    @cached_property
+    def value(self) -> torch.Tensor:
+        return self.image.amax(1, keepdim=True)
+
+    @cached_property
+    def relative_saturation(self) -> torch.Tensor:
+        """HSV saturation: chroma relative to brightness (a dark green is as green as a bright one)."""
+        return self.saturation / self.value.clamp(min=1e-3)
+
+    @cached_property
+    def hue(self) -> torch.Tensor:
+        """HSV hue in degrees, 0..360 (red 0, yellow 60, green 120, blue 240)."""
         r, g, b = self.r, self.g, self.b
-        # Chromatic greenness, so dark forest greens count as much as sunlit grass.
-        green = (((g - torch.maximum(r, b)) / (g + 0.05) - 0.08) * 5).clamp(0, 1)
-        # Autumn leaves are warm and saturated; textured, they are foliage (smooth warm is skin or sky).
-        autumn = imageops.smoothstep(0.15, 0.35, self.saturation) * ((r - b) * 4).clamp(0, 1) * self.texture
-        return torch.maximum(green, 0.8 * autumn)
+        chroma = self.saturation.clamp(min=1e-6)
+        top = self.value
+        hue = torch.where(top == r, ((g - b) / chroma) % 6,
+                          torch.where(top == g, (b - r) / chroma + 2, (r - g) / chroma + 4))
+        return hue * 60
 
     @cached_property
     def among_plants(self) -> torch.Tensor:
-        """Textured things surrounded by vegetation: flower heads, seed heads, blossoms, reeds' tops, 0..1."""
+        """Small textured things surrounded by vegetation: flower heads, seed heads, blossoms, reeds' tops, 0..1.
+        Small: an animal or a bottle standing in grass is as surrounded, but too large to be a flower (what
+        survives an opening of the non-plant parts at FLOWER_SIZE is too large)."""
         context = imageops.gaussian_blur(self.vegetation, PLANT_CONTEXT * max(self.h, self.w))
-        return self.texture * imageops.smoothstep(0.15, 0.4, context)
+        return self.texture * imageops.smoothstep(0.15, 0.4, context) * (1 - self.large_non_plant)
+
+    @cached_property
+    def large_non_plant(self) -> torch.Tensor:
+        """Parts of non-vegetation regions wider than FLOWER_SIZE of the long side (a morphological opening)."""
+        other = (self.vegetation < 0.35).float()
+        reach = max(1, round(FLOWER_SIZE * max(self.h, self.w) / 2))
+        eroded = -F.max_pool2d(-other, 2 * reach + 1, stride=1, padding=reach)
+        opened = F.max_pool2d(eroded, 2 * reach + 1, stride=1, padding=reach)
+        return imageops.gaussian_blur(opened, reach / 2)
 
     @cached_property
     def texture(self) -> torch.Tensor:
@@ -132,44 +178,56 @@ class MotionCues:
 
     @cached_property
     def straight_edges(self) -> torch.Tensor:
-        """Density of long straight edges (buildings, furniture, vehicles, bottles, fences), 0..1.
+        """Nearness to long straight structural edges (buildings, furniture, vehicles, bottles, fences), 0..1.
 
-        Line segments (OpenCV's LSD) at least LINE_MIN_LENGTH of the long side, not on foliage or along thin
-        stalks, drawn by orientation family (nearer horizontal / nearer vertical). Man-made things carry both
-        families close together; one family alone counts only where it is dense (a bottle's sides, a fence).
-        Fails on: straight tree trunks among buildings-free scenes (read as rigid: they barely sway anyway),
-        curved man-made shapes (a round vase has no long lines; its smoothness keeps it still instead).
+        Line segments (OpenCV's LSD) at least LINE_MIN_LENGTH of the long side, not on green foliage or along
+        thin stalks, and structural: smooth on at least one side (a wall, a bottle, a car body), where a
+        straight run of grass or twigs is textured on both. One such line makes a strip around it rigid;
+        several close together (a facade, a bottle's two sides) make the whole area rigid.
+        Fails on: straight trunks and poles (read as rigid: they barely sway anyway), curved man-made shapes (a
+        round vase has no long lines; smoothness keeps it still instead), buildings under heavy texture (ivy).
         """
         gray = (self.lum[0, 0].numpy() * 255).round().astype(np.uint8)
         segments = cv2.createLineSegmentDetector().detect(gray)[0]
-        families = np.zeros((2, self.h, self.w), np.float32)
+        lines = np.zeros((self.h, self.w), np.float32)
         if segments is not None:
             long_side = max(self.h, self.w)
-            foliage = (torch.maximum(self.vegetation, self.thin)[0, 0] > 0.5).numpy()
+            foliage = (torch.maximum(self.green, self.thin)[0, 0] > 0.5).numpy()
+            texture = self.texture[0, 0].numpy()
+            offset = 2 * self.sigma + 1
             for x0, y0, x1, y1 in segments.reshape(-1, 4):
                 length = float(np.hypot(x1 - x0, y1 - y0))
                 if length < LINE_MIN_LENGTH * long_side:
                     continue
-                mid_x = min(self.w - 1, max(0, int((x0 + x1) / 2)))
-                mid_y = min(self.h - 1, max(0, int((y0 + y1) / 2)))
-                if foliage[mid_y, mid_x]:
+                nx, ny = -(y1 - y0) / length * offset, (x1 - x0) / length * offset
+                ts = np.array([0.25, 0.5, 0.75])
+                xs, ys = x0 + ts * (x1 - x0), y0 + ts * (y1 - y0)
+                if foliage[self._rows(ys), self._cols(xs)].mean() > 0.5:
                     continue
-                family = 0 if abs(x1 - x0) >= abs(y1 - y0) else 1
-                cv2.line(families[family], (int(round(x0)), int(round(y0))), (int(round(x1)), int(round(y1))),
-                         1.0, 1)
-        density = imageops.gaussian_blur(torch.from_numpy(families).unsqueeze(0), LINE_REACH * max(self.h, self.w))
-        # Line pixels per pixel of neighbourhood, relative to one isolated line through it (~ 1 / (2.5 sigma)).
-        one_line = 1 / (2.5 * LINE_REACH * max(self.h, self.w))
-        both = (density[:, 0:1] * density[:, 1:2]).sqrt() / one_line
-        single = density.amax(1, keepdim=True) / one_line
-        return torch.maximum(imageops.smoothstep(0.5, 1.2, both), imageops.smoothstep(2.0, 3.5, single))
+                left = texture[self._rows(ys + ny), self._cols(xs + nx)].mean()
+                right = texture[self._rows(ys - ny), self._cols(xs - nx)].mean()
+                if min(left, right) > STRUCTURE_TEXTURE:
+                    continue
+                cv2.line(lines, (int(round(x0)), int(round(y0))), (int(round(x1)), int(round(y1))), 1.0, 1)
+        reach = LINE_REACH * max(self.h, self.w)
+        density = imageops.gaussian_blur(torch.from_numpy(lines).view(1, 1, self.h, self.w), reach)
+        # Relative to one isolated line through the pixel (a blurred line peaks near 1 / (2.5 sigma)).
+        return imageops.smoothstep(0.35, 0.9, density * 2.5 * reach)
+
+    def _rows(self, ys: np.ndarray) -> np.ndarray:
+        return np.clip(np.round(ys).astype(int), 0, self.h - 1)
+
+    def _cols(self, xs: np.ndarray) -> np.ndarray:
+        return np.clip(np.round(xs).astype(int), 0, self.w - 1)
 
     @cached_property
     def smooth_surface(self) -> torch.Tensor:
         """Large smooth regions with specular highlights: glass, bottles, polished or painted surfaces, 0..1."""
         highlight = imageops.smoothstep(0.8, 0.95, self.lum) * imageops.smoothstep(0.25, 0.1, self.saturation)
         near_highlight = imageops.gaussian_blur(highlight, 3 * self.sigma) * 4
-        return (imageops.smoothstep(0.25, 0.05, self.texture) * near_highlight.clamp(0, 1))
+        # Smooth at the scale of the surface, not only of the highlight: fluffy seed heads glint too.
+        smooth = imageops.smoothstep(0.2, 0.05, imageops.gaussian_blur(self.texture, 3 * self.sigma))
+        return smooth * near_highlight.clamp(0, 1) * (1 - self.among_plants)
 
     @cached_property
     def rigid(self) -> torch.Tensor:
@@ -178,8 +236,9 @@ class MotionCues:
 
     @cached_property
     def free(self) -> torch.Tensor:
-        """Not sky and not skin: what may move at all in most presets."""
-        return (1 - self.sky) * (1 - 0.9 * self.skin)
+        """Not sky and not skin: what may move at all in most presets. Skin colour among plants is more often a
+        backlit flower or seed head than a face (faces are smooth: they are not `among_plants`)."""
+        return (1 - self.sky) * (1 - 0.9 * self.skin * (1 - self.among_plants))
 
 
 def _reachable_from_top(allowed: torch.Tensor) -> torch.Tensor:

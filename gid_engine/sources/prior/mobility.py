@@ -2,8 +2,8 @@
 
 A cinemagraph lives on this: the subject still, the world around it alive. The estimate combines the cues of
 `cues.py` (and the subjects of `subjects.py`) per preset:
-- what moves: vegetation (chromatic green, textured autumn colours), thin stalks and strands, ripples low in
-  the picture, flames;
+- what moves: green vegetation (autumn colours too with the foliage preset: in auto they are as often brick,
+  wood or fur), flowers and seed heads among plants, thin stalks, ripples low in the picture, flames;
 - what vetoes motion: sky (for every preset but clouds), smooth skin, subjects (people, faces, animals,
   compact objects), rigid man-made structure (long straight edges, smooth specular surfaces), bare grey
   surfaces (rock, concrete, haze);
@@ -45,10 +45,12 @@ def mobility(cues: MotionCues, kind: str, subjects: torch.Tensor | None = None) 
         # texture alone (fur, fabric, brick, gravel) is not a reason to move.
         moving = loose * (0.45 + 0.55 * t)
         bare = 1 - imageops.smoothstep(0.12, 0.35, cues.saturation)  # grey rock, concrete, haze: rigid
-        moving = moving * (1 - 0.8 * bare * (1 - veg)) * cues.free
+        plant = torch.maximum(veg, cues.among_plants)  # white flowers and seed heads are not bare rock
+        moving = moving * (1 - 0.8 * bare * (1 - plant)) * cues.free
         moving = torch.maximum(moving, 0.7 * cues.flame)
     elif kind == "foliage":
-        moving = cues.texture * (0.15 + 0.85 * torch.maximum(cues.vegetation, cues.thin)) * cues.free
+        plant = torch.maximum(torch.maximum(cues.vegetation, 0.8 * cues.autumn), cues.thin)
+        moving = cues.texture * (0.15 + 0.85 * plant) * cues.free
     elif kind == "water":
         lower_texture = 0.3 * cues.texture * cues.lower * (1 - cues.vegetation)
         moving = torch.maximum(cues.water, lower_texture) * (1 - cues.sky)
