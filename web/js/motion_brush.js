@@ -423,7 +423,13 @@ export class MotionBrush {
     } else if (this.stroke) {
       const stroke = this.stroke;
       this.stroke = null;
-      if (type === "pointerup") this.finishStroke(stroke);
+      if (type === "pointerup") {
+        // The stroke ends where the pointer is let go, however close to its last point.
+        const end = this.pointAt(event).map((v) => clamp(v, 0, 1));
+        const last = stroke.points[stroke.points.length - 1];
+        if ((end[0] !== last[0] || end[1] !== last[1]) && stroke.points.length < MAX_POINTS) stroke.points.push(end);
+        this.finishStroke(stroke);
+      }
       this.draw();
     }
   }
