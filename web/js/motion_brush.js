@@ -134,10 +134,19 @@ export function paintSegment(coverage, width, height, a, b, radius) {
   return { x0, y0, x1, y1 };
 }
 
-// How strongly a stroke shows: painted kinds by how fully they override the prior, direction strokes as a faint band.
-function strokeOpacity(stroke) {
-  if (stroke.kind === "direction") return 0.22;
-  return 0.2 + 0.45 * clamp(Number(stroke.strength), 0, 1);
+// A painted stroke asks for a mobility (its target: strength for "moves", 1 - strength for "still") over its soft
+// footprint; a "still" stroke of strength 0 asks for nothing. As the node reads it (brush.py).
+function paintedTarget(stroke) {
+  const strength = clamp(Number(stroke.strength), 0, 1);
+  return stroke.kind === "moves" ? { target: strength, reach: 1 } : { target: 1 - strength, reach: strength > 0 ? 1 : 0 };
+}
+
+const PAINT_OPACITY = 0.6;
+const DIRECTION_OPACITY = 0.22;
+
+// The colour of a mobility the brush asks for: red (still) through green (moves).
+function mobilityColor(mobility) {
+  return COLORS.still.map((c, i) => c + (COLORS.moves[i] - c) * mobility);
 }
 
 // ---- the editor ---------------------------------------------------------------------------------------------------
@@ -469,14 +478,17 @@ export class MotionBrush {
     return [Math.max(1, Math.round(width * scale)), Math.max(1, Math.round(height * scale))];
   }
 
-  // Composites strokes in order ("later strokes paint over earlier ones") into the layer canvas.
+  // Paints the strokes in order ("later strokes paint over earlier ones") as the node reads them: where painted
+  // strokes cover, the colour of the mobility they leave (red still .. green moves); direction strokes as a faint
+  // band over that.
   renderLayer(canvas, strokes) {
     const [w, h] = this.layerSize();
     canvas.width = w;
     canvas.height = h;
     const n = w * h;
-    const rgb = new Float32Array(3 * n);
-    const alpha = new Float32Array(n);
+    const cover = new Float32Array(n);
+    const mobility = new Float32Array(n);
+    const directionCover = new Float32Array(n);
     const coverage = new Float32Array(n);
     for (const stroke of strokes) {
       if (!Array.isArray(stroke?.points) || !stroke.points.length || !(stroke.kind in COLORS)) continue;
@@ -484,21 +496,28 @@ export class MotionBrush {
       const radius = clamp(Number(stroke.radius) || RADIUS_MIN, RADIUS_MIN, RADIUS_MAX);
       const points = stroke.points;
       for (let k = 0; k < points.length; k++) paintSegment(coverage, w, h, points[Math.max(0, k - 1)], points[k], radius);
-      const color = COLORS[stroke.kind];
-      const opacity = strokeOpacity(stroke);
+      if (stroke.kind === "direction") {
+        for (let i = 0; i < n; i++) directionCover[i] += (1 - directionCover[i]) * coverage[i];
+        continue;
+      }
+      const { target, reach } = paintedTarget(stroke);
       for (let i = 0; i < n; i++) {
-        const a = coverage[i] * opacity;
-        if (a === 0) continue;
-        for (let c = 0; c < 3; c++) rgb[3 * i + c] = rgb[3 * i + c] * (1 - a) + color[c] * a;
-        alpha[i] = alpha[i] * (1 - a) + a;
+        const amount = coverage[i] * reach;
+        mobility[i] = mobility[i] * (1 - amount) + target * amount;
+        cover[i] = cover[i] * (1 - amount) + amount;
       }
     }
     const ctx = canvas.getContext("2d");
     const image = ctx.createImageData(w, h);
+    const band = COLORS.direction;
     for (let i = 0; i < n; i++) {
-      if (alpha[i] === 0) continue;
-      for (let c = 0; c < 3; c++) image.data[4 * i + c] = rgb[3 * i + c] / alpha[i];
-      image.data[4 * i + 3] = alpha[i] * 255;
+      const a = cover[i] * PAINT_OPACITY;
+      const b = directionCover[i] * DIRECTION_OPACITY;
+      const alpha = a + b * (1 - a);
+      if (alpha === 0) continue;
+      const paint = a > 0 ? mobilityColor(mobility[i] / cover[i]) : band;
+      for (let c = 0; c < 3; c++) image.data[4 * i + c] = (band[c] * b + paint[c] * a * (1 - b)) / alpha;
+      image.data[4 * i + 3] = alpha * 255;
     }
     ctx.putImageData(image, 0, 0);
   }
@@ -517,8 +536,9 @@ export class MotionBrush {
   paintActive(a, b) {
     const { width: w, height: h } = this.active;
     const box = paintSegment(this.activeCoverage, w, h, a, b, this.stroke.radius);
-    const color = COLORS[this.stroke.kind];
-    const opacity = strokeOpacity(this.stroke);
+    const painted = this.stroke.kind !== "direction";
+    const color = painted ? mobilityColor(paintedTarget(this.stroke).target) : COLORS.direction;
+    const opacity = painted ? PAINT_OPACITY * paintedTarget(this.stroke).reach : DIRECTION_OPACITY;
     const data = this.activeImage.data;
     for (let y = box.y0; y <= box.y1; y++) {
       for (let x = box.x0; x <= box.x1; x++) {
