@@ -1,9 +1,11 @@
-"""Command line: python -m gid_engine animate PICTURE -o OUT.mp4 (same pipeline as the shipped workflow)."""
+"""Command line: python -m gid_engine animate PICTURE -o OUT.mp4 (same pipeline as the shipped workflow);
+`poke` pulls a point and lets go (Interactive Dynamics); `motion` measures a video's motion (Video to Spectral Volume)."""
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+from pathlib import Path
 
 import torch.nn.functional as F
 
@@ -13,8 +15,12 @@ from .loops.loop import SeamMeter
 from .loops.media import read_image, read_mask
 from .pipeline import AnimateOptions, animate_chunks, default_device
 from .render.learned import load_renderer
+from .render.renderer import TEMPERATURE
 from .dynamics import cli as dynamics_cli
-from .sources.base import BUILTIN_SOURCES
+from .sources import cli as motion_cli
+from .sources.base import BUILTIN_SOURCES, SavedVolumeSource, builtin_source
+from .sources.prior import DEFAULT_PRESET, PRESETS
+from .spectral.volume import SpectralVolume
 
 
 def animate_command(args, parser) -> int:
@@ -26,13 +32,19 @@ def animate_command(args, parser) -> int:
         encode.quality_setting("mp4", args.quality)
     except ValueError as err:
         parser.error(f"unsupported animation format or quality: {err}")
+    try:
+        temperature = TEMPERATURE.check("--temperature", args.temperature)
+    except ValueError as err:
+        parser.error(str(err))
+    source = motion_source(args, parser)
     image = read_image(args.picture)
     if args.size is not None and tuple(image.shape[1:3]) != args.size:
         image = F.interpolate(image.permute(0, 3, 1, 2), size=args.size, mode="bilinear", align_corners=False,
                               antialias=True).clamp(0, 1).permute(0, 2, 3, 1)
     mask = read_mask(args.mask, size=tuple(image.shape[1:3])) if args.mask else None
     options = AnimateOptions(frames=args.frames, fps=args.fps, seed=args.seed, intensity=args.intensity,
-                             speed=args.speed, source=args.source, start_on_picture=args.start_on_picture)
+                             speed=args.speed, temperature=temperature, source=args.source,
+                             start_on_picture=args.start_on_picture)
     try:
         renderer = load_renderer(args.renderer, device=default_device()) if args.renderer else None
     except (ValueError, OSError) as err:
@@ -41,7 +53,8 @@ def animate_command(args, parser) -> int:
     seam = SeamMeter()
     # Rendered and encoded chunk by chunk: memory does not grow with the number of frames.
     with encode.open_loop_writer(args.output, args.fps, quality=args.quality) as writer:
-        for chunk in animate_chunks(image, options, mask=mask, device=default_device(), renderer=renderer):
+        for chunk in animate_chunks(image, options, mask=mask, source=source, device=default_device(),
+                                    renderer=renderer):
             writer.write(chunk)
             seam.add(chunk)
             print(f"\rrendering and encoding {writer.frames_written}/{args.frames}", end="", file=sys.stderr, flush=True)
@@ -50,6 +63,23 @@ def animate_command(args, parser) -> int:
     print(f"wrote {writer.path} ({writer.frames_written} frames, {w}x{h}, {args.fps:g} fps, "
           f"seam ratio {seam.ratio():.2f}, {time.perf_counter() - started:.1f} s)")
     return 0
+
+
+def motion_source(args, parser):
+    """The built-in source with its --preset, or a saved volume (--volume) replayed on the picture."""
+    try:
+        if args.volume:
+            if not Path(args.volume).is_file():
+                raise ValueError(f"no such file {args.volume}")
+            source = SavedVolumeSource(SpectralVolume.load(args.volume), Path(args.volume).name)
+        else:
+            source = builtin_source(args.source)
+    except ValueError as err:
+        parser.error(f"--volume: {err}")
+    try:
+        return source.with_options(preset=args.preset)
+    except ValueError as err:  # the source's own words, which name the option: name the flag instead
+        parser.error(f"--{err}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,10 +101,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--start-on-picture", action="store_true", help="make frame 0 exactly the input picture")
     p.add_argument("--source", default=defaults.source, choices=list(BUILTIN_SOURCES))
     p.add_argument("--renderer", help="learned renderer checkpoint (gid.renderer .safetensors; default: training-free)")
+    p.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS),
+                   help="motion character of the built-in prior: " + "; ".join(
+                       f"{name}: {preset.description}" for name, preset in PRESETS.items()))
+    p.add_argument("--volume", help="replay a saved spectral volume (.safetensors from Save Spectral Volume or "
+                                    "`python -m gid_engine motion`) on the picture instead of predicting one")
+    p.add_argument("--temperature", type=float, default=defaults.temperature,
+                   help=f"how strongly faster pixels win where pixels overlap ({TEMPERATURE.minimum:g}.."
+                        f"{TEMPERATURE.maximum:g}, as Softmax Splat Render's)")
     dynamics_cli.register(sub)
+    motion_cli.register(sub)
     args = parser.parse_args(argv)
     if args.command == "poke":
         return dynamics_cli.run(args)
+    if args.command == "motion":
+        return motion_cli.run(args)
     if args.command == "animate":
         return animate_command(args, parser)
     return 2

@@ -7,8 +7,10 @@ from .edit_nodes import EditSpectrum
 from .dynamics_nodes import InteractiveDynamics
 from .video_nodes import LoadSpectralVolume, SaveSpectralVolume, VideoToSpectralVolume
 from .save_nodes import RenderLoopFile, SaveLoop
+from .tracks_nodes import MotionTracks
+from .search_aliases import with_search_aliases
 
-NODES = [LoadGIDModel, PredictSpectralVolume, MotionTexture, SoftmaxSplatRender, LoopVideo,
-         VideoToSpectralVolume, SaveSpectralVolume, LoadSpectralVolume, EditSpectrum, LoadGIDRenderer, SaveLoop,
-         RenderLoopFile,
-         InteractiveDynamics]
+NODES = with_search_aliases([
+    LoadGIDModel, PredictSpectralVolume, MotionTexture, SoftmaxSplatRender, LoopVideo, VideoToSpectralVolume,
+    SaveSpectralVolume, LoadSpectralVolume, EditSpectrum, LoadGIDRenderer, SaveLoop, RenderLoopFile,
+    InteractiveDynamics, MotionTracks])

@@ -3,18 +3,25 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..gid_engine.dynamics.actions import parse_actions
+from ..gid_engine.dynamics.actions import MAX_ACTIONS, parse_actions, pulls_from_paths
 from ..gid_engine.dynamics.preview import basis_preview
 from ..gid_engine.dynamics.simulate import DAMPING_MODELS, Controls, simulate
+from ..gid_engine.spectral import tracks as track_formats
 from ..gid_engine.spectral.volume import SpectralVolume
 from . import comfy_bridge as bridge
-from .types import CATEGORY, MotionTextureType, SpectralVolumeType
+from .types import CATEGORY, MotionTextureType, SpectralVolumeType, TracksType
 from .ui_payloads import motion_overlay_ui, preview_size, save_temp_pictures, shrunk
 
 ACTIONS_HELP = ('The user\'s actions as a JSON list ([] = none; the editor on the node writes it when you drag on '
                 'the picture). A pull: {"type": "pull", "at": [x, y], "pull": [dx, dy], "release_s": 0} with x, y '
                 'fractions (0..1) of the width and height and dx, dy pixels of the picture; a flick: {"type": '
                 '"impulse", "at": [x, y], "velocity": [vx, vy], "time_s": 0} in pixels per second.')
+
+
+PATH_HELP = ('A drawn path as a pull: KJNodes coordinate JSON (e.g. the Spline Editor\'s coordinates), a list of '
+             '{"x", "y"} pixel points per frame, or a list of such tracks. Each path grabs its first point, drags it '
+             'to its last and lets go when the path ends (points - 1 frames in). Pixels of the image input, or of '
+             'the spectral volume without one.')
 
 
 class InteractiveDynamics(io.ComfyNode):
@@ -43,6 +50,8 @@ class InteractiveDynamics(io.ComfyNode):
                                tooltip="Multiplies every pull and flick."),
                 io.Image.Input("image", optional=True,
                                tooltip="The picture, only for the editor on the node (drag on it to pull)."),
+                io.String.Input("path", optional=True, force_input=True, tooltip=PATH_HELP),
+                TracksType.Input("tracks", optional=True, tooltip="Core TRACKS read as drawn paths, like path."),
             ],
             outputs=[MotionTextureType.Output(display_name="motion_texture",
                                               tooltip="For Softmax Splat Render, like Motion Texture's."),
@@ -62,7 +71,7 @@ class InteractiveDynamics(io.ComfyNode):
 
     @classmethod
     def execute(cls, spectral_volume, actions: str, frames: int, fps: float, damping: float, damping_model: str,
-                stiffness: float, strength: float, image=None) -> io.NodeOutput:
+                stiffness: float, strength: float, image=None, path=None, tracks=None) -> io.NodeOutput:
         if not isinstance(spectral_volume, SpectralVolume):
             raise ValueError(f"spectral_volume: expected a SPECTRAL_VOLUME, got {type(spectral_volume).__name__}")
         parsed = parse_actions(actions)
@@ -70,11 +79,28 @@ class InteractiveDynamics(io.ComfyNode):
                             stiffness=stiffness, strength=strength).checked()
         if image is not None:
             bridge.check_image("image", image)
+        parsed += drawn_pulls(spectral_volume, controls, image, path, tracks)
+        if len(parsed) > MAX_ACTIONS:
+            raise ValueError(f"actions, path and tracks: {len(parsed)} pulls and flicks together; allowed: at most "
+                             f"{MAX_ACTIONS}")
         volume = spectral_volume.to(bridge.compute_device())
         motion = simulate(volume, parsed, controls)
         ui = {"gid_dynamics": [{**basis_preview(volume, controls), **picture_file(image, volume)}],
               **motion_overlay_ui(volume, image)}
         return io.NodeOutput(motion.replace(volume=volume.to(bridge.output_device())), controls.fps, ui=ui)
+
+
+def drawn_pulls(volume: SpectralVolume, controls: Controls, image, path, tracks) -> list:
+    """The pulls of the drawn paths (path: KJNodes coordinates; tracks: core TRACKS), in the image's pixels (the
+    volume's grid without an image), one point per frame at the node's fps."""
+    height, width = (image.shape[1], image.shape[2]) if image is not None else (volume.height, volume.width)
+    drawn = []
+    if path is not None and (not isinstance(path, str) or path.strip()):
+        drawn.append(("path", track_formats.parse_coordinates(path, "path")))
+    if tracks is not None:
+        drawn.append(("tracks", track_formats.tracks_from_core(tracks, "tracks")))
+    return [pull for name, paths in drawn for pull in pulls_from_paths(
+        paths, volume.height, volume.width, width=width, height=height, fps=controls.fps, name=name)]
 
 
 def picture_file(image, volume: SpectralVolume) -> dict:

@@ -10,7 +10,7 @@ from ..gid_engine import checks
 from ..gid_engine.loops.loop import loop_output_bytes, make_loop
 from ..gid_engine.sources.base import volume_bytes
 from ..gid_engine.spectral.motion import MotionTexture
-from ..gid_engine.render.renderer import (CHUNK_FRAMES, CHUNK_PIXELS, DEFAULT_TEMPERATURE, Renderer,
+from ..gid_engine.render.renderer import (CHUNK_FRAMES, CHUNK_PIXELS, DEFAULT_TEMPERATURE, TEMPERATURE, Renderer,
                                           SplatRenderer, render_frames)
 from . import comfy_bridge as bridge
 from .renderer_nodes import check_renderer
@@ -20,7 +20,6 @@ from .ui_payloads import loop_preview_ui
 
 # A MASK importance of 1 vs 0 at the default temperature: exp(20) to 1, the brighter pixel is drawn in front.
 IMPORTANCE_SCALE = 40.0
-TEMPERATURE = checks.Range(0.0, 100.0)
 CROSSFADE = checks.Range(-1, 10000, whole=True)
 FRAMES_PER_LOOP = checks.Range(0, FRAMES.maximum, whole=True)
 REPEATS = checks.Range(1, 1000, whole=True)

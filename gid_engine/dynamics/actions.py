@@ -83,3 +83,30 @@ def parse_actions(text, name: str = "actions") -> list[Action]:
 
 def actions_json(actions: list[Action]) -> str:
     return json.dumps([a.to_json() for a in actions])
+
+
+def pulls_from_paths(paths: list[list[tuple[float, float]]], volume_height: int, volume_width: int, *,
+                     width: int, height: int, fps: float, name: str = "path") -> list[Action]:
+    """Drawn paths (e.g. KJNodes' spline editor or core TRACKS, read by gid_engine.spectral.tracks) -> pulls.
+
+    Each path is a list of (x, y) pixels of a width x height picture, pixel centres on whole numbers, one point
+    per frame at `fps`. Its first point is grabbed, dragged to its last point and let go when the path ends
+    ((points - 1) / fps seconds), so the picture moves along the path and then rings down. Only the two ends
+    shape the pull: the spring response has no way to follow the bends in between.
+    """
+    pulls = []
+    for n, path in enumerate(paths):
+        where = f"{name}[{n}]"
+        if len(path) < 2:
+            raise ValueError(f"{where}: a pull needs at least two points (where it is grabbed and where it is let "
+                             f"go), got {len(path)}")
+        for i in (0, len(path) - 1):
+            x, y = path[i]
+            if not (-0.5 <= x <= width - 0.5 and -0.5 <= y <= height - 0.5):
+                raise ValueError(f"{where}[{i}]: ({x}, {y}) is outside the {width}x{height} picture the path is "
+                                 "drawn on")
+        (x0, y0), (x1, y1) = path[0], path[-1]
+        release_s = checks.number(f"{where}: the path's duration", (len(path) - 1) / fps, maximum=MAX_TIME_S)
+        pulls.append(Action("pull", ((x0 + 0.5) / width, (y0 + 0.5) / height),
+                            ((x1 - x0) * volume_width / width, (y1 - y0) * volume_height / height), release_s))
+    return pulls

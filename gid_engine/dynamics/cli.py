@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from .. import checks
+from ..loops import encode
 from .actions import Action
 from .simulate import DAMPING_MODELS, Controls, simulate
 
@@ -40,6 +41,8 @@ def register(sub) -> None:
     p.add_argument("--stiffness", type=float, default=defaults.stiffness, help="spring stiffness multiplier")
     p.add_argument("--strength", type=float, default=defaults.strength, help="multiplies the pull or impulse")
     p.add_argument("--volume", help="a saved spectral volume (.safetensors) instead of the built-in prior")
+    p.add_argument("--quality", type=int, default=encode.DEFAULT_QUALITY,
+                   help="0..100, the Save Loop node's quality (higher = closer to the frames, larger files)")
 
 
 def run(args) -> int:
@@ -53,6 +56,8 @@ def run(args) -> int:
         at = tuple(checks.number(f"--at {axis}", v, minimum=0.0, maximum=1.0) for axis, v in zip("XY", args.at))
         kind, vector = ("pull", args.pull) if args.pull is not None else ("impulse", args.impulse)
         vector = tuple(checks.number(f"--{kind} {axis}", v) for axis, v in zip(("DX", "DY"), vector))
+        quality = checks.integer("--quality", args.quality, minimum=0, maximum=100)
+        encode.quality_setting(encode.format_of(args.output), quality)
         controls = Controls(frames=args.frames, fps=args.fps, damping=args.damping, damping_model=args.damping_model,
                             stiffness=args.stiffness, strength=args.strength).checked()
     except ValueError as err:
@@ -80,7 +85,7 @@ def run(args) -> int:
 
     frames = render_frames(SplatRenderer(), picture, motion, progress=progress)[0]
     print(file=sys.stderr)
-    path = write_animation(frames, args.output, controls.fps)
+    path = write_animation(frames, args.output, controls.fps, quality=quality)
     released = motion.fields(0, 1)[0, 0]
     px, py = min(int(at[0] * w), w - 1), min(int(at[1] * h), h - 1)
     print(f"wrote {path} ({frames.shape[0]} frames, {w}x{h}, {controls.fps:g} fps; the point moved "

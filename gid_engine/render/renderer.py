@@ -24,6 +24,8 @@ Progress = Callable[[int, int], None]
 # same temperature behave alike at 256 px and at 4K.
 METRIC_REFERENCE_SIZE = 256
 DEFAULT_TEMPERATURE = 0.5
+# The temperatures the nodes and the CLI accept.
+TEMPERATURE = checks.Range(0.0, 100.0)
 # Displacements shorter than this (pixels) are not drawn: far below what anyone can see.
 STILL_BELOW_PX = 1 / 32
 # Pixels splatted per chunk (frames x H x W); bounds the operator's scratch memory (about 150 B/pixel).

@@ -1,4 +1,5 @@
 """The prior's subjects cue: people are found and kept still, plants and landscapes are left alone."""
+import json
 from pathlib import Path
 
 import cv2
@@ -81,3 +82,54 @@ def test_subject_boxes_are_in_the_callers_pixels():
     image = torch.nn.functional.interpolate(person_in_grass(), scale_factor=2, mode="bilinear")
     (s,) = detect_subjects(image)
     assert isinstance(s, Subject) and s.box[0] <= 430 and s.box[2] >= 530 and s.box[3] >= 600
+
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "pictures"
+
+
+def labelled(name: str):
+    """A benchmark picture at the prior's 640 px and its boxes scaled to it (labels are in the file's pixels)."""
+    entry = next(e for e in json.loads((BENCH / "labels.json").read_text()) if e["file"] == name)
+    bgr = cv2.imread(str(BENCH / name), cv2.IMREAD_COLOR)
+    f = min(1.0, 640 / max(bgr.shape[:2]))
+    image = read(BENCH / name)
+    scale = lambda boxes: [[int(round(v * f)) for v in b] for b in boxes]  # noqa: E731
+    return image, scale(entry["still"]), scale(entry["moves"])
+
+
+def cover(mask: torch.Tensor, box) -> float:
+    x0, y0, x1, y1 = box
+    return float(mask[0, 0, y0:y1, x0:x1].mean())
+
+
+@pytest.mark.parametrize("name, still_index, least", [
+    ("sheep_grass.jpg", 0, 0.9),  # the sheep
+    ("cows_meadow.jpg", 0, 0.8),  # the cow in front
+    ("hedgehog_grass.jpg", 0, 0.9),
+    ("drums_grass.jpg", 0, 0.8),
+    ("car_autumn_meadow.jpg", 0, 0.7),  # the car
+    ("astronaut_flag.jpg", 0, 0.9),  # the face
+    ("astronaut_flag.jpg", 1, 0.7),  # her suit, which fills the frame's bottom
+    ("horses_meadow.jpg", 3, 0.8),  # a horse on a dry prairie (the picture's own ground, not plants)
+])
+def test_subjects_in_labelled_pictures_are_kept_still_and_what_moves_is_left_free(name, still_index, least):
+    image, still, moves = labelled(name)
+    mask = subject_mask(image)
+    assert cover(mask, still[still_index]) >= least
+    for box in moves:
+        if name == "horses_meadow.jpg" and box[2] - box[0] < 30:
+            continue  # a tail: kept still with its horse (known, see the module)
+        assert cover(mask, box) < 0.1, box
+
+
+def test_a_lake_across_the_picture_is_not_a_subject():
+    image, _, moves = labelled("boats_lake.jpg")
+    assert cover(subject_mask(image), moves[0]) < 0.02
+
+
+def test_same_picture_same_mask():
+    """GrabCut's colour models start from k-means on OpenCV's RNG; the cue seeds it, so runs agree."""
+    image, _, _ = labelled("astronaut_flag.jpg")
+    first = subject_mask(image)
+    cv2.randu(np.zeros((4, 4)), 0, 1)  # someone else drawing from the RNG in between
+    assert torch.equal(first, subject_mask(image))

@@ -67,7 +67,7 @@ def test_schema_is_a_drop_in_for_motion_texture(comfy_host: ComfyHost) -> None:
     assert node["category"] == "GID" and node["display_name"] == "Interactive Dynamics"
     assert list(node["input"]["required"]) == ["spectral_volume", "actions", "frames", "fps", "damping",
                                                "damping_model", "stiffness", "strength"]
-    assert list(node["input"]["optional"]) == ["image"]
+    assert list(node["input"]["optional"]) == ["image", "path", "tracks"]
     actions = node["input"]["required"]["actions"]
     assert actions[0] == "STRING" and actions[1]["default"] == "[]" and '"pull"' in actions[1]["tooltip"]
     assert node["input"]["required"]["damping_model"][1]["options"] == ["rayleigh", "per_mode"]

@@ -15,6 +15,8 @@ from ... import imageops
 PLANT_CONTEXT = 0.04
 # Flowers and seed heads are at most this wide (share of the long side); wider non-green things are not plants.
 FLOWER_SIZE = 0.06
+# A waterline needs the picture below it to mirror the picture above at least this well (correlation).
+MIRROR_MATCH = 0.5
 # Straight edges shorter than this share of the long side are texture, not structure.
 LINE_MIN_LENGTH = 0.05
 # Reach of the straight-edge density (share of the long side).
@@ -56,7 +58,7 @@ class MotionCues:
         """Foliage hues from yellow-green to blue-green, by hue and relative saturation rather than brightness,
         so dark forest greens and greyish olive leaves count as much as sunlit grass."""
         hue = self.hue
-        return (imageops.smoothstep(45, 70, hue) * imageops.smoothstep(175, 150, hue)
+        return (imageops.smoothstep(35, 55, hue) * imageops.smoothstep(175, 150, hue)
                 * imageops.smoothstep(0.06, 0.2, self.relative_saturation) * imageops.smoothstep(0.02, 0.08, self.value))
 
     @cached_property
@@ -175,6 +177,47 @@ class MotionCues:
         banded = imageops.smoothstep(0.55, 0.8, ey / (ex + ey + 1e-8))
         not_plant = 1 - self.vegetation
         return banded * self.lower * not_plant * imageops.smoothstep(0.05, 0.35, self.texture + 0.15 * (self.b > self.r).float())
+
+    @cached_property
+    def reflection(self) -> torch.Tensor:
+        """Still water that mirrors what stands above it (a lake under a castle, trees or boats), 0..1.
+
+        The waterline is the row about which the picture's lower part best mirrors its upper part (normalised
+        cross-correlation of blurred luminance); below it, pixels whose neighbourhood matches its mirror image
+        are water. Fails on: water without a visible reflection (open sea, a dark pond; the ripple cue covers
+        textured water), and symmetric scenes that are not water (rare; they need a mirror axis in the lower
+        two thirds and a strong match).
+        """
+        lum = imageops.gaussian_blur(self.lum, 1.5 * self.sigma)[0, 0]
+        h = self.h
+        best, line = 0.0, None
+        for y0 in range(int(0.3 * h), int(0.85 * h)):
+            n = min(y0, h - y0, int(0.3 * h))
+            if n < 0.08 * h:
+                continue
+            below, above = lum[y0:y0 + n], lum[y0 - n:y0].flip(0)
+            a, b = below - below.mean(), above - above.mean()
+            score = float((a * b).sum() / ((a * a).sum() * (b * b).sum()).sqrt().clamp(min=1e-8))
+            if score > best:
+                best, line = score, y0
+        if line is None or best < MIRROR_MATCH:
+            return torch.zeros_like(self.lum)
+        rows = torch.arange(h)
+        mirror_rows = (2 * line - 1 - rows).clamp(0, h - 1)
+        mirrored = lum[mirror_rows]
+        # Local normalised match of each pixel's neighbourhood with its mirror image.
+        reach = 4 * self.sigma
+        blur = lambda t: imageops.gaussian_blur(t.view(1, 1, h, self.w), reach)[0, 0]  # noqa: E731
+        mu_a, mu_b = blur(lum), blur(mirrored)
+        cov = blur(lum * mirrored) - mu_a * mu_b
+        var = (blur(lum * lum) - mu_a ** 2).clamp(min=0) * (blur(mirrored * mirrored) - mu_b ** 2).clamp(min=0)
+        local = cov / var.sqrt().clamp(min=1e-4)
+        below_line = (rows >= line).float().view(h, 1)
+        # Flat water mirrors a flat sky: no structure to match, yet water all the same where the line is sure.
+        flat = (var.sqrt() < 1e-4).float()
+        mirror = (torch.maximum(imageops.smoothstep(0.2, 0.6, local), flat) * below_line).view(1, 1, h, self.w)
+        # A reflection is a blurred copy: fine green texture below the line is a meadow, not its mirror image.
+        return mirror * (1 - self.green * self.texture)
 
     @cached_property
     def straight_edges(self) -> torch.Tensor:

@@ -27,6 +27,8 @@ from .cues import MotionCues
 
 # Mobility below this is still: it holds up what is above it (anchors) and takes no motion.
 SUPPORT_BELOW = 0.2
+# Still regions narrower than this share of the picture's height are specks, not ground.
+SUPPORT_SIZE = 0.04
 # Distance from an anchor (share of the picture's height) at which a plant reaches half its full amplitude.
 HALF_GROWTH = 0.08
 # The ramp from still to moving, as a share of the long side; laid inside the moving region.
@@ -39,7 +41,8 @@ def mobility(cues: MotionCues, kind: str, subjects: torch.Tensor | None = None) 
     if kind == "auto":
         veg, thin, t = cues.vegetation, cues.thin, cues.texture
         # Ripple-like bands read as water only weakly here: layered rock looks the same to these cues.
-        loose = torch.maximum(torch.maximum(veg, 0.8 * thin * (0.4 + 0.6 * veg)), 0.5 * cues.water)
+        water = torch.maximum(0.5 * cues.water, 0.8 * cues.reflection)
+        loose = torch.maximum(torch.maximum(veg, 0.8 * thin * (0.4 + 0.6 * veg)), water)
         loose = torch.maximum(loose, 0.9 * cues.among_plants)
         # Foliage moves textured or not (a blurred background tree sways too), texture only adds to it;
         # texture alone (fur, fabric, brick, gravel) is not a reason to move.
@@ -53,7 +56,7 @@ def mobility(cues: MotionCues, kind: str, subjects: torch.Tensor | None = None) 
         moving = cues.texture * (0.15 + 0.85 * plant) * cues.free
     elif kind == "water":
         lower_texture = 0.3 * cues.texture * cues.lower * (1 - cues.vegetation)
-        moving = torch.maximum(cues.water, lower_texture) * (1 - cues.sky)
+        moving = torch.maximum(torch.maximum(cues.water, cues.reflection), lower_texture) * (1 - cues.sky)
         still = subjects if subjects is not None else torch.zeros_like(moving)  # ripples run along walls
     elif kind == "flame":
         moving = cues.flame
@@ -86,7 +89,11 @@ def anchor_growth(mobility: torch.Tensor, sky: torch.Tensor) -> torch.Tensor:
     pixel. Support is still ground (not sky) directly below moving pixels; without any, 1 everywhere."""
     h, w = mobility.shape[-2:]
     moving = mobility[0, 0] > SUPPORT_BELOW
-    support = (~moving) & (sky[0, 0] < 0.5)
+    support = ((~moving) & (sky[0, 0] < 0.5)).float().view(1, 1, h, w)
+    # Only solid ground holds plants up: still specks inside a meadow (a dry patch, a shadow) are opened away.
+    speck = max(1, round(SUPPORT_SIZE * h / 2))
+    support = F.max_pool2d(-F.max_pool2d(-support, 2 * speck + 1, stride=1, padding=speck), 2 * speck + 1, stride=1,
+                           padding=speck)[0, 0] > 0.5
     reach = max(1, round(h / 100))
     # A support pixel anchors the moving pixels just above it (gravity: plants stand on what holds them).
     anchors = support.clone()

@@ -25,9 +25,13 @@ WORK_LONG_SIDE = 384
 OUTPUT_LONG_SIDE = 2048
 # Subjects (people, animals, objects) are looked for at this long side: faces need more pixels than textures.
 SUBJECT_LONG_SIDE = 640
-# The share of the picture that moves fully, at least, when spreading the measured motion over what moves
-# (the measured spectrum averages over every pixel of real clips, still ones included).
-MIN_MOVING_SHARE = 0.4
+# The measured spectrum averages over every pixel of real plant clips, still ones included; plants fill about
+# this share of those frames, so a fully free pixel moves 1 / sqrt(share) times the measured RMS.
+MEASURED_MOVING_SHARE = 0.5
+# The mobility a picture's freest parts reach (this quantile of its moving pixels) counts as fully free, so
+# soft cues and anchoring shape the motion without shrinking it; never boosted more than 1 / this floor.
+FREE_QUANTILE = 0.9
+FREE_FLOOR = 0.5
 # Bending waves climb a plant at BEND_SPEED picture heights per second; the lag saturates at BEND_LAG heights.
 BEND_SPEED = 0.8
 BEND_LAG = 0.25
@@ -124,8 +128,7 @@ class ProceduralPrior:
         tilted = rms[1:] * torch.exp(preset.spectral_tilt * torch.arange(self.num_bins - 1, dtype=torch.float32))
         # A tilt moves energy between bands; keep the total so intensity means the same for every preset.
         rms[1:] = tilted * rms[1:].norm() / tilted.norm()
-        # The measured RMS averages over every pixel, static ones included; concentrate it on what moves.
-        boost = 1.0 / envelope.pow(2).mean().sqrt().clamp(min=MIN_MOVING_SHARE)
+        boost = 1.0 / (math.sqrt(MEASURED_MOVING_SHARE) * free_level(envelope))
 
         guide = cues.guide
         if mask is not None:
@@ -163,6 +166,14 @@ class ProceduralPrior:
     def _lengths(self, preset: Preset, side: int) -> list[float]:
         """Coherence length (pixels of the work grid) per non-DC bin."""
         return [preset.length_scale * coherence_length(side, k) for k in range(1, self.num_bins)]
+
+
+def free_level(envelope: torch.Tensor) -> float:
+    """The envelope value of the picture's freest parts (FREE_QUANTILE of its moving pixels, at least FREE_FLOOR)."""
+    moving = envelope[envelope > 0.1]
+    if moving.numel() < 16:
+        return 1.0
+    return max(FREE_FLOOR, float(torch.quantile(moving[:: max(1, moving.numel() // 65536)], FREE_QUANTILE)))
 
 
 @contextmanager

@@ -1,30 +1,47 @@
 """Subjects a cinemagraph keeps still: people (faces, heads, bodies), animals, compact man-made objects.
 
 `subject_mask(image)` gives a soft mask, 1 on what must stay still; `detect_subjects(image)` gives the boxes
-behind it (for a debug overlay). Everything runs on the CPU with what OpenCV and numpy bring; nothing is fetched.
+behind it (for a debug overlay). Everything runs on the CPU with what OpenCV and numpy bring; nothing is
+fetched. A subject's mask value is its confidence (score / 0.75, at most 1): doubtful ones only damp motion.
 
 The cues, and what each fails on:
-- **OpenCV's Haar cascades and HOG people detector** (used only where the installed OpenCV has them: 4.x
-  ships `CascadeClassifier`, `HOGDescriptor` and the cascade files; 5.x moved them out of the main package):
-  frontal and profile faces (the profile cascade also on the mirrored picture), upper bodies, full bodies,
-  cat faces, and HOG pedestrians. They miss faces smaller than ~20 px or turned past profile, people seen
-  from behind or sitting (HOG wants upright pedestrians ~1:2), and every animal but a frontal cat; they fire
-  on foliage and fur textures, so a face must hold skin-coloured pixels (colour pictures), several
-  neighbouring hits, and a plausible size; body hits must not be mostly vegetation.
-- **Skin regions** (always): smooth pixels in the YCrCb skin box (Chai & Ngan 1999) grouped into connected
-  regions. A compact upright region with darker holes (eyes, brows, mouth) counts as a face, other smooth
-  compact skin regions (arms, shoulders, a bare back) as skin. Fails on grey or strongly tinted pictures
-  (no skin colour), very dark or very pale skin under coloured light, faces below ~12 px, and it takes
-  smooth skin-coloured things (wood, sand, bread, a tan animal) for skin; textured orange (autumn leaves,
-  wheat) is rejected by its texture, not always.
-- **Head and body from a face**: the head box grows from the face (forehead and skull, not long hair,
-  which is let move), the body hangs below it with adult proportions (shoulders ~3 face widths, torso ~3 face
+- **OpenCV's Haar cascades and HOG people detector**, only where the installed OpenCV has them: 4.x ships
+  `CascadeClassifier`, `HOGDescriptor` and the cascade files; 5.x (what `pip install opencv-python` gives
+  now) has none of them, and then the cues below work alone. Frontal and profile faces (the profile cascade
+  also on the mirrored picture), scanned at 360 px and, in colour pictures, only around skin; cat faces
+  and HOG pedestrians on the whole picture. They miss faces under ~25 px at 640, faces turned past profile,
+  people seen from behind or sitting (HOG wants upright pedestrians) and every animal but a frontal cat;
+  they fire on foliage and fur, so a face must hold skin-coloured pixels (colour pictures) and several
+  neighbouring hits, and a body hit must not be mostly vegetation. The Haar upper/full-body cascades are
+  left out: slower than all the rest and mostly wrong on grass.
+- **Faces from skin** (always): smooth pixels in the YCrCb skin box (Chai & Ngan 1999) with skin-like
+  saturation form regions; in a region's top, face-proportioned windows are tested for the face's shading:
+  two eye spots darker than the nose bridge and the cheeks (and than the skin just under them), not
+  skin-coloured themselves, whole cheeks and nose, and the skin ending beside the face at eye level.
+  Fails on grey or strongly tinted pictures (no skin colour), faces under ~4.5% of the long side, faces in
+  shadow, with sunglasses or turned away; fires now and then on skin-coloured things with two dark spots
+  (windows in a brick wall or their reflection, a cup's handle).
+- **Head and body from a face**: the head grows from the face (forehead and skull, not long hair, which
+  is let move), the body hangs below it with adult proportions (shoulders ~3 face widths, torso ~3 face
   heights, legs ~4 more), clipped to the picture. A seated, lying or bent person or a close crop gets a
   wrong body guess; the outline step below trims most of what is not the person.
-- **Outlines by GrabCut** (Rother et al. 2004): each subject's region is refined into its outline with a
-  few GrabCut iterations on a small crop, seeded with the face as sure foreground and the guessed body as
-  probable foreground. It fails where the subject's colours match its surroundings (a leopard in dry grass,
-  a green dress in a meadow); then the guessed shape is kept, softened.
+- **Outlines by GrabCut** (Rother et al. 2004) for people and detector boxes: two iterations on a crop of
+  at most 96 px, the face and the chest below it as sure foreground, the guessed head, torso and legs as
+  probable foreground. It fails where the subject's colours continue into the surroundings (an orange suit
+  filling the frame, a green dress in a meadow): it then keeps the face and chest only, or, when it keeps
+  almost nothing, the guessed shape.
+- **Islands** (always), for animals, vehicles and objects: the moving world of a cinemagraph is mostly
+  plants, grass and water, and what interrupts it is what it keeps still. Two passes at 192 px: regions
+  that are not plant-coloured and are ringed by plants (a cow, a sheep, a hedgehog, a car, drums in a
+  meadow); then regions coloured neither like plants nor like the ground at the lower frame edges that
+  stand on that ground (horses on a dry prairie, swans on dark water). A region must be compact, not
+  tiny (>= 0.4% of the picture, and calm unless >= 3%), not most of the picture, not a band across it
+  (a lake, a road), must not reach the top edge (sky, hills, a tree line) and is cut off long spurs. Its
+  outline is the region itself. Fails on subjects coloured like their ground (a tan animal on dry
+  grass, a grey car on a grey road), on subjects not standing in plants or on the frame's ground
+  (dogs in a window, a man on a stump by a rock), on dark glass bottles among dark stems, and it takes
+  calm non-plant patches for subjects: a castle's reflection in still water, an autumn-coloured patch in
+  a green slope, a bright sky patch under a tree line; tails and manes are kept still with the animal.
 """
 from __future__ import annotations
 
@@ -46,8 +63,10 @@ CUT_ITERATIONS = 2
 CASCADE_LONG_SIDE = 360
 # Plant/non-plant regions are read at this long side: subjects are large, the cost small.
 ISLAND_LONG_SIDE = 192
+# Lab cell size (8-bit units) within which colours count as the ground's (with the neighbouring cells).
+GROUND_CELL = 10
 
-KINDS = ("face", "skin", "person", "animal", "object")
+KINDS = ("person", "animal", "object")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +84,7 @@ class _Found:
     sure: list[tuple[int, int, int, int]]  # cores that surely are the subject (face, chest), detection grid
     likely: list[tuple[int, int, int, int]]  # regions that probably are (head, torso, legs), detection grid
     shape: np.ndarray | None = None  # an outline already known (float 0..1 on the detection grid): no GrabCut
+    open_below: int | None = None  # below this row the margin may still be the subject (arms, a wide coat)
 
 
 def subject_mask(image: torch.Tensor) -> torch.Tensor:
@@ -128,8 +148,6 @@ def _detect(rgb: np.ndarray) -> list[_Found]:
     found = []
     for box, score, source in faces:
         found.append(_person_from_face(box, score, source, w, h))
-    for box, score, source in _skin_regions(skin, found):
-        found.append(_Found(Subject("skin", box, score, source), [], [box]))
     for box, score, source, kind in _cascade_bodies(gray, rgb, [f.subject.box for f in found]):
         found.append(_Found(Subject(kind, box, score, source), [], [box]))
     for box, score, shape in _islands(rgb):
@@ -259,25 +277,6 @@ def _fill_holes(region: np.ndarray) -> np.ndarray:
     return (padded | (1 - flood)).astype(bool)[1:-1, 1:-1]
 
 
-def _skin_regions(skin: np.ndarray, people: list[_Found]) -> list[tuple[tuple[int, int, int, int], float, str]]:
-    """Smooth skin regions beside a found face (arms, hands, shoulders): alone, skin colour is too often
-    sand, wood, warm bokeh or leaves to be trusted."""
-    h, w = skin.shape
-    near = [_grow(f.subject.box, 0.5, w, h) for f in people]
-    taken = [f.subject.box for f in people]
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(skin, connectivity=8)
-    out = []
-    for i in range(1, n):
-        x, y, bw, bh, area = stats[i]
-        box = (int(x), int(y), int(x + bw), int(y + bh))
-        if area < 0.004 * h * w or area > 0.35 * h * w or area < 0.35 * bw * bh:
-            continue
-        if any(_overlap(box, t) > 0.5 for t in taken) or not any(_inter(box, n) > 0 for n in near):
-            continue
-        out.append((box, 0.5, "skin"))
-    return out
-
-
 def _vegetation(rgb: np.ndarray) -> np.ndarray:
     """Plant-coloured pixels, bool: chromatic green (dark forest greens too) or yellow-green grass."""
     x = rgb.astype(np.float32) / 255
@@ -288,55 +287,131 @@ def _vegetation(rgb: np.ndarray) -> np.ndarray:
     return cv2.medianBlur((green | grass).astype(np.uint8) * 255, 5) > 127
 
 
-def _islands(rgb: np.ndarray) -> list[tuple[tuple[int, int, int, int], float, np.ndarray]]:
-    """Compact things that are not plants, standing in plants: an animal, a car, a bottle, drums in a meadow.
+def _ground(small: np.ndarray) -> np.ndarray:
+    """Pixels coloured like what the lower frame edges show (a meadow, a track, water, a shore), bool.
 
-    A cinemagraph's moving world is mostly vegetation; what interrupts it is what it keeps still. A region
-    counts when it is not plant-coloured, is compact (not a path or a river), is neither tiny nor most of
-    the picture, does not reach the top edge (sky, hills, a tree line) and is ringed mostly by plants.
+    Things stand on a ground that runs out of the picture at its bottom and sides; a subject rarely fills
+    those edges (a portrait does, and then the face cue is the one that counts). Colours are compared in
+    Lab cells of GROUND_CELL units, a cell next to an edge colour's counting too."""
+    h, w = small.shape[:2]
+    lab = cv2.cvtColor(small, cv2.COLOR_RGB2Lab)
+    cells = (lab // GROUND_CELL).astype(np.int32)
+    n = 256 // GROUND_CELL + 1
+    band_y, band_x = max(2, h // 12), max(2, w // 16)
+    edges = np.concatenate([cells[h - band_y:].reshape(-1, 3), cells[h // 2:, :band_x].reshape(-1, 3),
+                            cells[h // 2:, w - band_x:].reshape(-1, 3)])
+    seen = np.zeros((n + 2, n + 2, n + 2), bool)
+    # A colour counts when several edge pixels have it: one stray pixel of the subject at the edge doesn't.
+    counts = np.bincount(np.ravel_multi_index(edges.T, (n, n, n)), minlength=n ** 3).reshape(n, n, n)
+    seen[1:-1, 1:-1, 1:-1] = counts >= max(2, edges.shape[0] // 400)
+    grown = np.zeros_like(seen)
+    for dl in (-1, 0, 1):
+        for da in (-1, 0, 1):
+            for db in (-1, 0, 1):
+                grown[1:-1, 1:-1, 1:-1] |= seen[1 + dl:n + 1 + dl, 1 + da:n + 1 + da, 1 + db:n + 1 + db]
+    return grown[cells[..., 0] + 1, cells[..., 1] + 1, cells[..., 2] + 1]
+
+
+def _islands(rgb: np.ndarray) -> list[tuple[tuple[int, int, int, int], float, np.ndarray]]:
+    """Compact things standing in plants or on the picture's ground: animals, vehicles, bottles, drums, boats.
+
+    A cinemagraph's moving world is mostly vegetation, grass and water; what interrupts it is what it
+    keeps still. Two passes: regions that are not plant-coloured and are ringed by plants (a cow, a sheep,
+    a car in a meadow), then regions coloured neither like plants nor like the ground at the lower frame
+    edges that stand on that ground (horses on a dry prairie, a truck on a track, swans on dark water).
+    Either way a region must be compact (not a path or a river), neither tiny nor most of the picture,
+    and must not reach the top edge (sky, hills, a tree line).
     Returns (box, score, outline on the detection grid)."""
     h, w = rgb.shape[:2]
     f = min(1.0, ISLAND_LONG_SIDE / max(h, w))
     sh, sw = max(1, round(h * f)), max(1, round(w * f))
     small = cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA) if f < 1 else rgb
     veg = _vegetation(small)
-    if veg.mean() < 0.15:
-        return []
     # Fine detail relative to the picture's own: backlit grass tufts and seed heads are busier than a
     # hide, a car body or wool (a hedgehog's spines are not, it is large).
     gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
     detail = np.abs(cv2.Laplacian(cv2.GaussianBlur(gray, (3, 3), 0), cv2.CV_32F))
     detail_ref = max(float(np.percentile(detail, 90)), 1.0)
-    other = cv2.morphologyEx((~veg).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    found = []
+    if veg.mean() >= 0.15:
+        found += _island_pass(veg, None, detail / detail_ref)
+    ground = veg | _ground(small)
+    if ground.mean() >= 0.3:
+        found += [(c, s * 0.9) for c, s in _island_pass(ground, ground, detail / detail_ref)]
+    out, taken = [], np.zeros((sh, sw), bool)
+    for comp, score in sorted(found, key=lambda t: -t[1]):
+        if (comp & taken).sum() > 0.5 * comp.sum():
+            continue
+        taken |= comp
+        filled = _fill_holes(_trim(comp)).astype(np.float32)
+        shape = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR) if f < 1 else filled
+        ys, xs = np.nonzero(comp)
+        box = _clip((xs.min() / f, ys.min() / f, (xs.max() + 1) / f, (ys.max() + 1) / f), w, h)
+        out.append((box, score, shape))
+    return out
+
+
+def _trim(comp: np.ndarray) -> np.ndarray:
+    """The region without the narrow spurs it leaks along (dry grass under an animal, a shadow, a path):
+    an opening sized to the region, keeping its large parts, grown back by as much."""
+    k = max(3, int(round(0.18 * np.sqrt(comp.sum()))) | 1)
+    opened = cv2.morphologyEx(comp.astype(np.uint8), cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8)
+    if n < 2:
+        return comp
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    kept = np.isin(labels, 1 + np.flatnonzero(areas >= 0.05 * areas.max()))
+    # Grown back within the region by the opening's size: legs and ears stay, long spurs are cut.
+    return comp & cv2.dilate(kept.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))).astype(bool)
+
+
+def _island_pass(surround: np.ndarray, footing: np.ndarray | None, busy_map: np.ndarray):
+    """Components of ~surround that are compact and ringed by surround (or sky); with footing, the ring's
+    lower half must lie on it (the thing stands on the ground). Returns [(component bool, score)]."""
+    sh, sw = surround.shape
+    other = cv2.morphologyEx((~surround).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     n, labels, stats, _ = cv2.connectedComponentsWithStats(other, connectivity=8)
-    out = []
+    # What reaches the top edge is sky, hills or a tree line: a fine neighbour for a subject.
+    rows = labels[: sh // 40 + 1]
+    top = np.isin(labels, np.unique(rows[rows > 0]))
+    open_surround = surround | top
     total = sh * sw
+    out = []
     for i in range(1, n):
         x, y, bw, bh, area = stats[i]
-        if area < 0.003 * total or area > 0.4 * total or y == 0:
+        # A band across the picture (a lake, a field, a road) is ground, not a thing on it.
+        if area < 0.003 * total or area > 0.4 * total or y <= sh // 40 or bw > 0.7 * sw or bw > 4 * bh:
             continue
-        comp = (labels == i).astype(np.uint8)
-        hull = cv2.convexHull(cv2.findNonZero(comp))
+        comp = labels == i
+        hull = cv2.convexHull(cv2.findNonZero(comp.astype(np.uint8)))
         solidity = area / max(1.0, cv2.contourArea(hull))
         if solidity < 0.45:
             continue
         k = max(3, int(round(0.15 * np.sqrt(area))) | 1)
-        ring = cv2.dilate(comp, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))).astype(bool) & ~comp.astype(bool)
+        ring = cv2.dilate(comp.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))).astype(bool)
+        ring &= ~comp
         if not ring.any():
             continue
-        plants = float(veg[ring].mean())
-        if plants < 0.6:
+        ringed = float(open_surround[ring].mean())
+        if ringed < 0.6:
             continue
+        if footing is not None:
+            # Standing things are not much wider than tall; a wider region on the ground is more ground.
+            if bw > 3 * bh:
+                continue
+            below = ring.copy()
+            below[: y + bh // 2] = False
+            if not below.any() or float(footing[below].mean()) < 0.7:
+                continue
         share = area / total
-        busy = float(np.median(detail[comp.astype(bool)])) / detail_ref
+        # A sliver at a side edge is mostly a flag, a trunk or a wall cut by the frame.
+        if (x == 0 or x + bw >= sw) and share < 0.03:
+            continue
+        busy = float(np.median(busy_map[comp]))
         # Small islands are often a lit tuft or a flower: only calm ones count, and large ones surely.
         if share < 0.03 and (share < 0.004 or busy > 0.35):
             continue
-        score = float(np.clip(0.55 + 4 * share + 0.5 * (0.4 - busy) + (plants - 0.6), 0.5, 0.9))
-        filled = _fill_holes(comp.astype(bool)).astype(np.float32)
-        shape = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR) if f < 1 else filled
-        box = _clip((x / f, y / f, (x + bw) / f, (y + bh) / f), w, h)
-        out.append((box, score, shape))
+        out.append((comp, float(np.clip(0.55 + 4 * share + 0.5 * (0.4 - busy) + (ringed - 0.6), 0.5, 0.9))))
     return out
 
 
@@ -379,16 +454,17 @@ def _cascade_faces(gray, skin, colour):
     else:
         windows = [(0, 0, small.shape[1], small.shape[0])]
     hits = []
-    for name, flip, source in (("haarcascade_frontalface_alt2.xml", False, "haar-frontal"),
-                               ("haarcascade_profileface.xml", False, "haar-profile"),
-                               ("haarcascade_profileface.xml", True, "haar-profile")):
+    # Coarser scale steps for the profile cascade: it is the slowest, and run twice.
+    for name, flip, step, source in (("haarcascade_frontalface_alt2.xml", False, 1.2, "haar-frontal"),
+                                     ("haarcascade_profileface.xml", False, 1.3, "haar-profile"),
+                                     ("haarcascade_profileface.xml", True, 1.3, "haar-profile")):
         c = _cascade(name)
         if c is None:
             continue
         for wx0, wy0, wx1, wy1 in windows:
             part = eq[wy0:wy1, wx0:wx1]
             img = np.ascontiguousarray(part[:, ::-1]) if flip else part
-            boxes = c.detectMultiScale(img, scaleFactor=1.2, minNeighbors=4, minSize=(min_side, min_side))
+            boxes = c.detectMultiScale(img, scaleFactor=step, minNeighbors=4, minSize=(min_side, min_side))
             for bx, by, bw, bh in (boxes if len(boxes) else []):
                 if flip:
                     bx = part.shape[1] - bx - bw
@@ -441,7 +517,7 @@ def _cascade_bodies(gray, rgb, faces):
     out = []
     if _cascades_available():
         c = _cascade("haarcascade_frontalcatface_extended.xml")
-        boxes = c.detectMultiScale(small, scaleFactor=1.2, minNeighbors=5, minSize=(20, 20)) if c else []
+        boxes = c.detectMultiScale(small, scaleFactor=1.3, minNeighbors=5, minSize=(20, 20)) if c else []
         for bx, by, bw, bh in (boxes if len(boxes) else []):
             # The body is around and below the face, which way unknown.
             out.append((_clip(((bx - bw) / f, (by - bh / 3) / f, (bx + 2 * bw) / f, (by + 3 * bh) / f), w, h),
@@ -489,7 +565,7 @@ def _person_from_face(box, score, source, w, h) -> _Found:
     fw, fh = x1 - x0, y1 - y0
     cx = 0.5 * (x0 + x1)
     # Forehead and skull, not the hair around them (hair is let move).
-    head = _clip((cx - 0.62 * fw, y0 - 0.35 * fh, cx + 0.62 * fw, y1 + 0.15 * fh), w, h)
+    head = _clip((cx - 0.6 * fw, y0 - 0.3 * fh, cx + 0.6 * fw, y1 + 0.15 * fh), w, h)
     neck = _clip((cx - 0.35 * fw, y1 - 0.1 * fh, cx + 0.35 * fw, y1 + 0.5 * fh), w, h)
     torso = _clip((cx - 1.4 * fw, y1 + 0.4 * fh, cx + 1.4 * fw, y1 + 3.2 * fh), w, h)
     legs = _clip((cx - 0.9 * fw, y1 + 3.0 * fh, cx + 0.9 * fw, y1 + 7.0 * fh), w, h)
@@ -498,19 +574,14 @@ def _person_from_face(box, score, source, w, h) -> _Found:
     # otherwise it may give to the background, the surroundings' share of the crop being larger.
     chest = _clip((cx - 0.4 * fw, y1 + 0.5 * fh, cx + 0.4 * fw, y1 + 1.8 * fh), w, h)
     sure = [b for b in (_shrink(box, 0.15), chest) if b[2] > b[0] and b[3] > b[1]]
-    return _Found(Subject("person", _union(likely), score, source), sure, likely)
+    return _Found(Subject("person", _union(likely), score, source), sure, likely,
+                  open_below=int(round(y1 + 0.6 * fh)))
 
 
 def _clip(box, w, h):
     x0, y0, x1, y1 = box
     return (int(max(0, min(w, round(x0)))), int(max(0, min(h, round(y0)))),
             int(max(0, min(w, round(x1)))), int(max(0, min(h, round(y1)))))
-
-
-def _grow(box, f, w, h):
-    x0, y0, x1, y1 = box
-    dx, dy = (x1 - x0) * f, (y1 - y0) * f
-    return _clip((x0 - dx, y0 - dy, x1 + dx, y1 + dy), w, h)
 
 
 def _shrink(box, f):
@@ -558,6 +629,10 @@ def _outline(rgb: np.ndarray, found: _Found) -> np.ndarray:
     ch, cw = crop.shape[:2]
     seed = np.full((ch, cw), cv2.GC_BGD, np.uint8)
     seed[y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0] = cv2.GC_PR_BGD
+    if found.open_below is not None:
+        # Beside and below the shoulders the frame may hold more of the person (arms, a suit filling the
+        # frame): there the margin is only probably background, or GrabCut learns the clothes as surroundings.
+        seed[max(0, found.open_below - cy0):] = cv2.GC_PR_BGD
     guess = np.zeros((ch, cw), np.uint8)
     for bx0, by0, bx1, by1 in found.likely:
         guess[by0 - cy0:by1 - cy0, bx0 - cx0:bx1 - cx0] = 1
@@ -575,6 +650,9 @@ def _outline(rgb: np.ndarray, found: _Found) -> np.ndarray:
     if min(sh, sw) >= 8 and has_fg and has_bg:
         bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
         try:
+            # GrabCut seeds its colour models by k-means on OpenCV's RNG: a fixed seed gives the same
+            # outline for the same picture (the RNG is per thread, so other callers are not disturbed).
+            cv2.setRNGSeed(0x61D)
             cv2.grabCut(cv2.cvtColor(small, cv2.COLOR_RGB2BGR), small_seed, None, bgd, fgd, CUT_ITERATIONS,
                         cv2.GC_INIT_WITH_MASK)
             fg = np.isin(small_seed, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.float32)
