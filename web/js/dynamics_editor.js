@@ -5,7 +5,9 @@
 // mode shapes.
 import { app } from "../../../scripts/app.js";
 import { coordinatesAt, decodeBasis, modeConstants, parseActions } from "./dynamics_model.js";
-import { attachEditor, chain, viewURL } from "./media_widgets.js";
+import {
+  attachEditor, canvasPoint, chain, clearedContext, containRect, loadImage, setWidgetValue, viewURL,
+} from "./media_widgets.js";
 
 const NODE_TYPE = "GID_InteractiveDynamics";
 const EDITOR_HEIGHT = 260;
@@ -92,30 +94,19 @@ export class DynamicsEditor {
   }
 
   writeActions(actions) {
-    const text = JSON.stringify(actions);
-    this.actionsWidget.value = text;
-    // The Vue renderer keeps its own copy of widget values; the widget callback is how it hears of the change.
-    this.actionsWidget.callback?.(text);
-    this.node.setDirtyCanvas?.(true, true);
+    setWidgetValue(this.node, this.actionsWidget, JSON.stringify(actions));
   }
 
   // Where the picture sits on the canvas (contain), in CSS pixels.
   frame() {
-    const width = this.canvas.clientWidth;
-    const height = this.canvas.clientHeight;
     const b = this.basis;
-    const aspect = b ? b.width / b.height : 16 / 9;
-    const w = Math.min(width, height * aspect);
-    const h = w / aspect;
-    return { width, height, x: (width - w) / 2, y: (height - h) / 2, w, h };
+    return containRect(this.canvas.clientWidth, this.canvas.clientHeight, b ? b.width / b.height : 16 / 9);
   }
 
   pointAt(event) {
-    const rect = this.canvas.getBoundingClientRect();
     const f = this.frame();
-    const cx = ((event.clientX - rect.left) / Math.max(1, rect.width)) * this.canvas.clientWidth;
-    const cy = ((event.clientY - rect.top) / Math.max(1, rect.height)) * this.canvas.clientHeight;
-    return { fx: (cx - f.x) / f.w, fy: (cy - f.y) / f.h };
+    const { x, y } = canvasPoint(this.canvas, event);
+    return { fx: (x - f.x) / f.w, fy: (y - f.y) / f.h };
   }
 
   onPointer(type, event) {
@@ -290,14 +281,7 @@ export class DynamicsEditor {
       this.updateInfo(actions, error);
     }
     if (f.width < 2 || f.height < 2) return; // hidden (collapsed node, zoomed out): nothing to draw
-    const ratio = window.devicePixelRatio || 1;
-    if (this.canvas.width !== Math.round(f.width * ratio) || this.canvas.height !== Math.round(f.height * ratio)) {
-      this.canvas.width = Math.round(f.width * ratio);
-      this.canvas.height = Math.round(f.height * ratio);
-    }
-    const ctx = this.canvas.getContext("2d");
-    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
-    ctx.clearRect(0, 0, f.width, f.height);
+    const ctx = clearedContext(this.canvas, f.width, f.height);
     if (!this.basis || !this.picture) {
       ctx.fillStyle = "rgba(255,255,255,0.6)";
       ctx.fillText("Run the graph once, then drag on the picture to pull it", 8, 16);
@@ -363,15 +347,6 @@ export class DynamicsEditor {
 function round(value, digits) {
   const f = 10 ** digits;
   return Math.round(value * f) / f;
-}
-
-function loadImage(url) {
-  return new Promise((resolve, reject) => {
-    const img = new Image();
-    img.onload = () => resolve(img);
-    img.onerror = () => reject(new Error(`cannot load ${url}`));
-    img.src = url;
-  });
 }
 
 export function addDynamicsEditor(node) {

@@ -2,6 +2,7 @@
 // the last run (grey: what came in, colour: what went out); the bar itself is the band's gain, dragged up or down.
 // The node's `edit` STRING widget is the only state: the editor reads it on every draw and writes gains/magnify back
 // into it, keeping every other key, so saving, loading, copying and API-format runs all carry the edit.
+import { canvasPoint, clearedContext, setWidgetValue } from "./media_widgets.js";
 
 export const GAIN_MAX = 3;
 // The paper's convention (16 bands, 0 to 3 Hz in 0.2 Hz steps) until a run tells the real bands.
@@ -119,11 +120,7 @@ export class SpectrumEditor {
     if (error) return false; // never overwrite a value the user is still typing: nothing is lost silently
     const next = { ...edit, ...changes };
     if (next.gains) next.gains = next.gains.map(roundGain);
-    const text = JSON.stringify(next);
-    this.editWidget.value = text;
-    // The Vue renderer keeps its own copy of widget values; the widget callback is how it hears of the change.
-    this.editWidget.callback?.(text);
-    this.node.setDirtyCanvas?.(true, true);
+    setWidgetValue(this.node, this.editWidget, JSON.stringify(next));
     this.draw();
     return true;
   }
@@ -151,17 +148,14 @@ export class SpectrumEditor {
   }
 
   bandAt(event) {
-    const rect = this.canvas.getBoundingClientRect();
     const { count, pad, plotWidth } = this.layout();
-    // The canvas may be drawn scaled (canvas zoom); work in its own CSS pixels.
-    const x = ((event.clientX - rect.left) / Math.max(1, rect.width)) * this.canvas.clientWidth - pad.left;
+    const x = canvasPoint(this.canvas, event).x - pad.left;
     return Math.min(count - 1, Math.max(0, Math.floor((x / plotWidth) * count)));
   }
 
   gainAt(event) {
-    const rect = this.canvas.getBoundingClientRect();
     const { pad, plotHeight } = this.layout();
-    const y = ((event.clientY - rect.top) / Math.max(1, rect.height)) * this.canvas.clientHeight - pad.top;
+    const y = canvasPoint(this.canvas, event).y - pad.top;
     return roundGain(GAIN_MAX * (1 - y / plotHeight));
   }
 
@@ -205,14 +199,7 @@ export class SpectrumEditor {
     this.updateInfo(edit, error, freqs);
     if (width < 2 || height < 2) return; // hidden (collapsed node, zoomed out): nothing to draw
 
-    const ratio = window.devicePixelRatio || 1;
-    if (this.canvas.width !== Math.round(width * ratio) || this.canvas.height !== Math.round(height * ratio)) {
-      this.canvas.width = Math.round(width * ratio);
-      this.canvas.height = Math.round(height * ratio);
-    }
-    const ctx = this.canvas.getContext("2d");
-    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
-    ctx.clearRect(0, 0, width, height);
+    const ctx = clearedContext(this.canvas, width, height);
     const bottom = pad.top + plotHeight;
 
     // Energy in the background, normalised to the strongest band in or out.
