@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from .. import checks
+from .. import checks, devices
 from .actions import Action
 from .simulate import DAMPING_MODELS, Controls, simulate
 
@@ -40,11 +40,11 @@ def register(sub) -> None:
     p.add_argument("--stiffness", type=float, default=defaults.stiffness, help="spring stiffness multiplier")
     p.add_argument("--strength", type=float, default=defaults.strength, help="multiplies the pull or impulse")
     p.add_argument("--volume", help="a saved spectral volume (.safetensors) instead of the built-in prior")
+    devices.add_argument(p)
 
 
 def run(args) -> int:
     from ..loops.media import read_image, write_animation
-    from ..pipeline import default_device
     from ..render.renderer import SplatRenderer, render_frames
     from ..sources.prior import ProceduralPrior
     from ..spectral.volume import SpectralVolume
@@ -59,7 +59,7 @@ def run(args) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    device = default_device()
+    device = devices.resolve(args.device)
     try:
         image = read_image(args.picture)
         picture = image.permute(0, 3, 1, 2).to(device)

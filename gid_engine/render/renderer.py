@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from .. import checks
 from ..spectral.motion import MotionTexture
 from .kernels import cpu as cpu_kernel
-from .kernels import cpu_render
+from .kernels import cpu_render, fallback
 from .splat import BACKENDS, shifted_exp, softmax_splat
 
 Progress = Callable[[int, int], None]
@@ -154,7 +154,10 @@ class SplatRenderer:
         n, b, _, h, w = fields.shape
         flow = fields.reshape(n * b, 2, h, w)
         if self.fused(image, fields):
-            return self._render_fused(image, flow, metric).permute(1, 0, 4, 2, 3)
+            frames = fallback.attempt("numba renderer", lambda: self._render_fused(image, flow, metric),
+                                      forced=self.backend != "auto")
+            if frames is not None:
+                return frames.permute(1, 0, 4, 2, 3)
         # Invisible sub-pixel drift would still resample (soften) the pixels; snapping it to zero keeps still
         # regions bit-identical to the picture in every frame, so nothing shimmers and frame 0 does not pop.
         flow = flow.masked_fill(flow.pow(2).sum(1, keepdim=True) < self.still_below_px ** 2, 0.0)

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from . import motion
+from .. import devices
 from .dataset import PairDataset
 from .distributed import World, setup
 from .loop import LoopSettings, Phase, cosine_rate, train_phase  # noqa: F401 (cosine_rate: public)
@@ -269,8 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--phases", type=parse_phases, default=MOTION_PHASES,
                         help="motion (vae,stage1,stage2; the default), renderer, all, or a comma list of phases")
     parser.add_argument("--resume", action="store_true", help="continue from the state files in --out")
-    parser.add_argument("--device", default=None, help="torch device (default: cuda when present, else cpu; under "
-                                                       "torchrun each process takes cuda:LOCAL_RANK)")
+    devices.add_argument(parser, "; under torchrun each process takes cuda:LOCAL_RANK")
     parser.add_argument("--workers", type=int, default=0, help="data loader worker processes per training process")
     for phase in PHASES:
         parser.add_argument(f"--{phase}-steps", type=int, default=None, help=f"override the config's {phase} steps")
@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     if any(out.glob("state_*.safetensors")) and not args.resume:
         parser.error(f"{out} holds a previous run's state; pass --resume to continue it or choose another --out")
-    world = setup(args.device)
+    world = setup(None if args.device == devices.AUTO else args.device)
     try:
         Trainer(cfg, Path(args.data), out, workers=args.workers, log=lambda text: print(text, flush=True),
                 world=world, phases=args.phases, stop_after=args.stop_after).run()
