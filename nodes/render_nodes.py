@@ -139,7 +139,7 @@ class RenderJob:
         if importance is not None:
             metric = bridge.check_mask("importance", importance, image).to(device).unsqueeze(1).expand(b, 1, h, w)
             metric = metric * (temperature * IMPORTANCE_SCALE)
-        renderer = SplatRenderer() if renderer_model is None else check_renderer(renderer_model).to(device)
+        renderer = SplatRenderer() if renderer_model is None else check_renderer(renderer_model).loaded()
         return cls(renderer, image.permute(0, 3, 1, 2).to(device), motion, metric, temperature, out_device)
 
 

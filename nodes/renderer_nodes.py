@@ -5,7 +5,7 @@ import os
 
 from comfy_api.latest import io
 
-from ..gid_engine.render.learned import RENDERER_FORMAT, LearnedRenderer, load_renderer
+from ..gid_engine.render.learned import RENDERER_FORMAT, load_renderer
 from ..gid_engine.sources.safetensors_header import read_metadata
 from . import comfy_bridge as bridge
 from .types import CATEGORY, RendererModel
@@ -47,12 +47,12 @@ class LoadGIDRenderer(io.ComfyNode):
     def execute(cls, renderer_name: str) -> io.NodeOutput:
         path = bridge.listed_file("renderer_name", renderer_name, renderer_listing())
         try:
-            return io.NodeOutput(load_renderer(path))
+            return io.NodeOutput(bridge.ManagedRenderer(load_renderer(path)))
         except ValueError as err:
             raise ValueError(f"renderer_name: {err}") from None
 
 
-def check_renderer(value) -> LearnedRenderer:
-    if not isinstance(value, LearnedRenderer):
+def check_renderer(value) -> bridge.ManagedRenderer:
+    if not isinstance(value, bridge.ManagedRenderer):
         raise ValueError(f"renderer_model: expected a GID_RENDERER from Load GID Renderer, got {type(value).__name__}")
     return value

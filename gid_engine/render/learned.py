@@ -50,8 +50,12 @@ class LearnedRenderer:
 
     def to(self, device) -> "LearnedRenderer":
         self.net.to(device)
-        self._cache = None
+        self.forget_features()
         return self
+
+    def forget_features(self) -> None:
+        """Drop the cached features of the last picture (they live on the device it was rendered on)."""
+        self._cache = None
 
     @torch.no_grad()
     def render_chunk(self, image: torch.Tensor, fields: torch.Tensor, metric: torch.Tensor) -> torch.Tensor:

@@ -29,6 +29,11 @@ def failure(kernel: str) -> str | None:
     return _failures.get(kernel)
 
 
+def failures() -> dict[str, str]:
+    """kernel -> cause for every kernel that failed in this process."""
+    return dict(_failures)
+
+
 def reset() -> None:
     """Forget earlier failures (tests; a fixed installation in a long-lived process would otherwise stay on torch)."""
     _failures.clear()
