@@ -5,15 +5,15 @@ import os
 
 from comfy_api.latest import io
 
-from ..gid_engine.render.learned import RENDERER_FORMAT, load_renderer
-from ..gid_engine.sources.safetensors_header import read_metadata
+from ..gid_engine import formats
+from ..gid_engine.render.learned import load_renderer
 from . import comfy_bridge as bridge
 from .types import CATEGORY, RendererModel
 
 
 def is_renderer_file(path: str) -> bool:
     try:
-        return read_metadata(path).get("format") == RENDERER_FORMAT
+        return formats.read_header(path).metadata.get("format") == formats.RENDERER.name
     except (ValueError, OSError):
         return False
 
