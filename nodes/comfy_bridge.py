@@ -15,7 +15,7 @@ import comfy.model_patcher
 import comfy.utils
 import folder_paths
 
-from ..gid_engine import checks
+from ..gid_engine import checks, memory
 from ..gid_engine.render.learned import LearnedRenderer
 
 MODEL_FOLDER = "gid"
@@ -128,25 +128,20 @@ def check_mask(name: str, mask, image) -> torch.Tensor:
     return checks.finite_tensor(name, mask.float(), minimum=0.0, maximum=1.0)
 
 
-class TooLarge(ValueError):
-    """A request that cannot fit in the memory ComfyUI reports as free; refused before anything is allocated."""
-
-
-GIB = 1024 ** 3
-
-
-def require_memory(what: str, need_bytes: float, device: torch.device | None = None, hint: str = "") -> None:
-    """Refuse `what` up front when its estimated need exceeds the memory free on `device` (ComfyUI's figure,
-    after asking ComfyUI to unload cached models), so a request too big for the machine is a clear error
-    instead of an allocator failure or a host killed by the operating system."""
-    device = device or compute_device()
+def comfy_budget(need_bytes: int, device: torch.device) -> int:
+    """The engine's memory budget in ComfyUI (gid_engine.memory.Budget): the memory ComfyUI reports free on
+    `device`, after asking it to unload cached models when the request needs more."""
     free = mm.get_free_memory(device)
     if need_bytes > free:
         mm.free_memory(need_bytes, device)  # cached models may be holding what the request needs
         free = mm.get_free_memory(device)
-    if need_bytes > free:
-        raise TooLarge(f"{what} needs about {need_bytes / GIB:.2f} GB but only {free / GIB:.2f} GB are free on "
-                       f"{device}{'; ' + hint if hint else ''}")
+    return free
+
+
+def require_memory(what: str, need_bytes: float, device: torch.device | None = None, hint: str = "") -> None:
+    """For nodes whose stage takes no budget (file loads): refuse `what` up front, with the engine's error
+    (memory.RequestTooLarge) and message, when its estimated need does not fit ComfyUI's budget."""
+    memory.check_fits(what, need_bytes, device or compute_device(), comfy_budget, hint)
 
 
 def install_sample_picture() -> None:

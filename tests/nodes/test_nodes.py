@@ -178,3 +178,29 @@ def test_learned_motion_model_predicts_under_model_management(pack, runtime, com
     volume = run_node(pack.PredictSpectralVolume, gid_model=model, image=picture(), seed=1, steps=2).result[0]
     assert (volume.num_bins, volume.height, volume.width) == (4, H, W)
     assert runtime.loaded == [model.patcher]
+
+
+def test_widgets_show_the_limits_their_stage_checks(pack):
+    loop, motion, renderer = engine("loops.loop"), engine("spectral.motion"), engine("render.renderer")
+
+    def widget(node, name):
+        info = node.INPUT_TYPES()
+        spec = {**info["required"], **info.get("optional", {})}[name][1]
+        return spec["min"], spec["max"]
+
+    for name, limit in loop.LIMITS.items():
+        assert widget(pack.LoopVideo, name) == (limit.minimum, limit.maximum)
+    for node in (pack.MotionTexture, pack.LoopVideo, pack.SaveLoop):
+        assert widget(node, "fps") == (motion.FPS.minimum, motion.FPS.maximum)
+    assert widget(pack.MotionTexture, "frames") == (motion.FRAMES.minimum, motion.FRAMES.maximum)
+    assert widget(pack.SoftmaxSplatRender, "temperature") == (renderer.TEMPERATURE.minimum, renderer.TEMPERATURE.maximum)
+
+
+def test_one_memory_refusal_from_the_stage_with_comfyuis_budget(pack, runtime):
+    frames = torch.rand(4, H, W, 3, generator=torch.Generator().manual_seed(5))
+    runtime.free_bytes = 10 ** 6
+    with pytest.raises(engine("memory").RequestTooLarge,
+                       match=r"^images: a loop of 100000 frames x 1 repeats at 32x24 needs about .* GB but only "
+                             r"0.00 GB are free on cpu; .*Render Loop File"):
+        run_node(pack.LoopVideo, images=frames, fps=10.0, frames_per_loop=100000)
+    assert runtime.freed  # ComfyUI was asked to unload cached models first
