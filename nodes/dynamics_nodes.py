@@ -4,12 +4,11 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..gid_engine.dynamics.actions import parse_actions
-from ..gid_engine.dynamics.preview import basis_preview
 from ..gid_engine.dynamics.simulate import DAMPING_MODELS, Controls, simulate
 from ..gid_engine.spectral.volume import SpectralVolume
 from . import comfy_bridge as bridge
 from .types import CATEGORY, MotionTextureType, SpectralVolumeType
-from .ui_payloads import motion_overlay_ui, preview_size, save_temp_pictures, shrunk
+from .ui_payloads import dynamics_ui
 
 ACTIONS_HELP = ('The user\'s actions as a JSON list ([] = none; the editor on the node writes it when you drag on '
                 'the picture). A pull: {"type": "pull", "at": [x, y], "pull": [dx, dy], "release_s": 0} with x, y '
@@ -72,15 +71,6 @@ class InteractiveDynamics(io.ComfyNode):
             bridge.check_image("image", image)
         volume = spectral_volume.to(bridge.compute_device())
         motion = simulate(volume, parsed, controls)
-        ui = {"gid_dynamics": [{**basis_preview(volume, controls), **picture_file(image, volume)}],
-              **motion_overlay_ui(volume, image)}
-        return io.NodeOutput(motion.replace(volume=volume.to(bridge.output_device())), controls.fps, ui=ui)
+        return io.NodeOutput(motion.replace(volume=volume.to(bridge.output_device())), controls.fps,
+                             ui=dynamics_ui(volume, controls, image))
 
-
-def picture_file(image, volume: SpectralVolume) -> dict:
-    """{"picture": temp PNG of the first picture} for the editor to warp, or {} without a picture."""
-    if image is None:
-        return {}
-    picture = shrunk(image[:1].permute(0, 3, 1, 2), preview_size(image.shape[1], image.shape[2]))
-    filename, subfolder = save_temp_pictures("gid_dynamics", picture.permute(0, 2, 3, 1), ".png")
-    return {"picture": {"filename": filename, "subfolder": subfolder, "type": "temp"}}

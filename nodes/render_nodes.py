@@ -13,7 +13,7 @@ from ..gid_engine.render.renderer import (DEFAULT_TEMPERATURE, TEMPERATURE, Rend
 from . import comfy_bridge as bridge
 from .renderer_nodes import check_renderer
 from .types import CATEGORY, FPS, MotionTextureType, RendererModel
-from .ui_payloads import loop_preview_ui
+from .ui_payloads import loop_preview_ui, loop_report_ui
 
 STREAMING_HINT = ("render fewer frames or a smaller picture, or render straight into a file with Render Loop File "
                   "(chunk by chunk, without holding every frame)")
@@ -152,4 +152,4 @@ class LoopVideo(io.ComfyNode):
         frames, report = make_loop(images, crossfade=crossfade_frames, frames_per_loop=frames_per_loop,
                                    repeats=repeats, picture=picture, budget=bridge.comfy_budget,
                                    advice=STREAMING_HINT)
-        return io.NodeOutput(frames, fps, frames.shape[0], ui={"gid_loop": [report], **loop_preview_ui(frames, fps)})
+        return io.NodeOutput(frames, fps, frames.shape[0], ui={**loop_report_ui([report]), **loop_preview_ui(frames, fps)})

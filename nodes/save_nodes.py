@@ -16,6 +16,7 @@ from ..gid_engine.render.renderer import render_chunks
 from . import comfy_bridge as bridge
 from .render_nodes import RenderJob
 from .types import CATEGORY, FPS
+from .ui_payloads import loop_files_ui, loop_report_ui
 
 FORMAT_TOOLTIP = (
     "mp4: H.264 (yuv420p, fast start), plays everywhere: browsers, phones, social sites; the default. "
@@ -67,7 +68,7 @@ class SaveLoop(io.ComfyNode):
         (path, shown), = output_files(filename_prefix, images.shape[2], images.shape[1], format, 1)
         encode.write_loop(images, path, fps, quality=quality, metadata=workflow_metadata(cls.hidden), format=format,
                           progress=bridge.progress_reporter(images.shape[0]))
-        return io.NodeOutput(ui={"images": [shown], "animated": (True,)})
+        return io.NodeOutput(ui=loop_files_ui([shown]))
 
 
 class RenderLoopFile(io.ComfyNode):
@@ -126,7 +127,7 @@ class RenderLoopFile(io.ComfyNode):
         count = job.motion.frame_count
         report = [{"loop_frames": count, "output_frames": count, "crossfade_frames": 0,
                    "seam_ratio_after": seam.ratio(), "fps": job.motion.fps} for seam in seams]
-        return io.NodeOutput(ui={"images": [shown for _, shown in files], "animated": (True,), "gid_loop": report})
+        return io.NodeOutput(ui={**loop_files_ui([shown for _, shown in files]), **loop_report_ui(report)})
 
 
 def file_inputs() -> list:
