@@ -7,7 +7,7 @@ from ..gid_engine.dynamics.actions import parse_actions
 from ..gid_engine.dynamics.simulate import DAMPING_MODELS, Controls, simulate
 from ..gid_engine.spectral.volume import SpectralVolume
 from . import comfy_bridge as bridge
-from .types import CATEGORY, MotionTextureType, SpectralVolumeType
+from .types import CATEGORY, FPS, FRAMES, MotionTextureType, SpectralVolumeType
 from .ui_payloads import dynamics_ui
 
 ACTIONS_HELP = ('The user\'s actions as a JSON list ([] = none; the editor on the node writes it when you drag on '
@@ -29,8 +29,8 @@ class InteractiveDynamics(io.ComfyNode):
             inputs=[
                 SpectralVolumeType.Input("spectral_volume"),
                 io.String.Input("actions", default="[]", multiline=True, tooltip=ACTIONS_HELP),
-                io.Int.Input("frames", default=120, min=1, max=100000, tooltip="Frames from the release on."),
-                io.Float.Input("fps", default=30.0, min=0.1, max=240.0, step=0.5, tooltip="Output frame rate."),
+                io.Int.Input("frames", default=120, **FRAMES.widget(), tooltip="Frames from the release on."),
+                io.Float.Input("fps", default=30.0, **FPS.widget(), step=0.5, tooltip="Output frame rate."),
                 io.Float.Input("damping", default=Controls.damping, min=0.0, max=100.0, step=0.01,
                                tooltip="Damping ratio: 0 rings forever, 1 settles without overshoot."),
                 io.Combo.Input("damping_model", options=list(DAMPING_MODELS), default=Controls.damping_model,

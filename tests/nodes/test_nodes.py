@@ -205,3 +205,11 @@ def test_one_memory_refusal_from_the_stage_with_comfyuis_budget(pack, runtime):
                              r"0.00 GB are free on cpu; .*Render Loop File"):
         run_node(pack.LoopVideo, images=frames, fps=10.0, frames_per_loop=100000)
     assert runtime.freed  # ComfyUI was asked to unload cached models first
+
+
+def test_dynamics_widgets_and_checks_share_the_motion_ranges(pack, volume):
+    motion = engine("spectral.motion")
+    info = pack.InteractiveDynamics.INPUT_TYPES()["required"]
+    assert (info["fps"][1]["min"], info["fps"][1]["max"]) == (motion.FPS.minimum, motion.FPS.maximum)
+    with pytest.raises(ValueError, match=r"^fps: 500.0 is out of range; allowed: >= 0.1 and <= 240"):
+        run_node(pack.InteractiveDynamics, spectral_volume=volume, fps=500.0)
