@@ -106,10 +106,14 @@ class FileFormat:
         marks = {"format": self.name} if self.version is None else {"format": self.name, "version": self.version}
         return {**marks, **fields}
 
+    def marks(self, metadata: Mapping) -> bool:
+        """Whether `metadata` says this kind of file (in any version; check() tells whether this pack reads it)."""
+        return metadata.get("format") == self.name
+
     def check(self, metadata: Mapping, file_name: str) -> None:
         """ValueError naming the file unless `metadata` marks this kind, in the version this pack reads."""
         found = metadata.get("format")
-        if found != self.name:
+        if not self.marks(metadata):
             raise ValueError(f"{file_name} is not a {self.description} (format={found!r}, expected {self.name!r}"
                              + (f"; {self.hint})" if self.hint else ")"))
         if self.version is not None and str(metadata.get("version")) != self.version:

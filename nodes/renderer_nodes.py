@@ -13,7 +13,7 @@ from .types import CATEGORY, RendererModel
 
 def is_renderer_file(path: str) -> bool:
     try:
-        return formats.read_header(path).metadata.get("format") == formats.RENDERER.name
+        return formats.RENDERER.marks(formats.read_header(path).metadata)
     except (ValueError, OSError):
         return False
 

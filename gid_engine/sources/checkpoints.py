@@ -13,10 +13,10 @@ def load_motion_source(path: str | Path) -> MotionSource:
     path = Path(path)
     if path.suffix.lower() not in (".safetensors", ".sft"):
         raise ValueError(f"{path.name}: GID files must be .safetensors (pickled checkpoints are never loaded)")
-    kind = formats.read_header(path).metadata.get("format")
-    if kind == formats.SPECTRAL_VOLUME.name:
+    metadata = formats.read_header(path).metadata
+    if formats.SPECTRAL_VOLUME.marks(metadata):
         return SavedVolumeSource(SpectralVolume.load(path), name=path.stem)
-    if kind == formats.MOTION_MODEL.name:
+    if formats.MOTION_MODEL.marks(metadata):
         return GIDMotionModel.load(path)
-    raise ValueError(f"{path.name} is a safetensors file but not a GID file (format={kind!r}); expected a "
-                     f"{formats.SPECTRAL_VOLUME.name} or {formats.MOTION_MODEL.name} file")
+    raise ValueError(f"{path.name} is a safetensors file but not a GID file (format={metadata.get('format')!r}); "
+                     f"expected a {formats.SPECTRAL_VOLUME.name} or {formats.MOTION_MODEL.name} file")
