@@ -139,8 +139,6 @@ class LoopVideo(io.ComfyNode):
     def execute(cls, images, fps: float, crossfade_frames: int, frames_per_loop: int, repeats: int,
                 start_picture=None) -> io.NodeOutput:
         bridge.check_image("images", images, min_size=1)
-        if images.shape[0] < 2:
-            raise ValueError(f"images: a loop needs at least 2 frames, got {images.shape[0]}")
         fps = FPS.check("fps", fps)  # passed through: no stage checks it
         picture = None
         if start_picture is not None:
