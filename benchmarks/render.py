@@ -34,6 +34,7 @@ from gid_engine.spectral.motion import MotionTexture  # noqa: E402
 from gid_engine.render.renderer import SplatRenderer, importance_metric, render_frames  # noqa: E402
 from gid_engine.spectral.volume import SpectralVolume  # noqa: E402
 from gid_engine.render.splat import pick_backend, softmax_splat, torch_softmax_splat  # noqa: E402
+from gid_engine.render.kernels import fallback  # noqa: E402
 
 
 def naive_softmax_splat(features, flow, metric):
@@ -160,9 +161,12 @@ def main(argv=None) -> int:
               + f"  {row['renderer_vs_torch_renderer']:>14.2f}  {row['renderer_vs_remap']:>14.3f}"
               f"  {row['operator_vs_naive']:>14.2f}", flush=True)
         print(f"{'per CPU-s':>17} " + " ".join(f"{v:>14.1f} fps" for v in row["cpu_fps"].values()), flush=True)
+    # A kernel that failed on first use was replaced by torch: its rows then time the torch path.
+    for name, cause in fallback.failures().items():
+        print(f"the fused {name} kernel failed and torch ran instead: {cause}", flush=True)
     if args.json:
         print(json.dumps({"threads": torch.get_num_threads(), "torch": torch.__version__, "device": args.device,
-                          "kernel": kernel, "results": rows}))
+                          "kernel": kernel, "kernel_failures": fallback.failures(), "results": rows}))
     return 0
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import torch.nn.functional as F
 
-from . import checks
+from . import checks, devices
 from .loops import encode
 from .loops.loop import SeamMeter
 from .loops.media import read_image, read_mask
-from .pipeline import AnimateOptions, animate_chunks, default_device
+from .pipeline import AnimateOptions, animate_chunks
 from .render.learned import load_renderer
 from .render.renderer import TEMPERATURE
 from .dynamics import cli as dynamics_cli
@@ -45,16 +45,16 @@ def animate_command(args, parser) -> int:
     options = AnimateOptions(frames=args.frames, fps=args.fps, seed=args.seed, intensity=args.intensity,
                              speed=args.speed, temperature=temperature, source=args.source,
                              start_on_picture=args.start_on_picture)
+    device = devices.resolve(args.device)
     try:
-        renderer = load_renderer(args.renderer, device=default_device()) if args.renderer else None
+        renderer = load_renderer(args.renderer, device=device) if args.renderer else None
     except (ValueError, OSError) as err:
         parser.error(f"--renderer: {err}")
     started = time.perf_counter()
     seam = SeamMeter()
     # Rendered and encoded chunk by chunk: memory does not grow with the number of frames.
     with encode.open_loop_writer(args.output, args.fps, quality=args.quality) as writer:
-        for chunk in animate_chunks(image, options, mask=mask, source=source, device=default_device(),
-                                    renderer=renderer):
+        for chunk in animate_chunks(image, options, mask=mask, source=source, device=device, renderer=renderer):
             writer.write(chunk)
             seam.add(chunk)
             print(f"\rrendering and encoding {writer.frames_written}/{args.frames}", end="", file=sys.stderr, flush=True)
@@ -100,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mask", help="picture of where motion is allowed (white = moves)")
     p.add_argument("--start-on-picture", action="store_true", help="make frame 0 exactly the input picture")
     p.add_argument("--source", default=defaults.source, choices=list(BUILTIN_SOURCES))
+    devices.add_argument(p)
     p.add_argument("--renderer", help="learned renderer checkpoint (gid.renderer .safetensors; default: training-free)")
     p.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS),
                    help="motion character of the built-in prior: " + "; ".join(

@@ -1,16 +1,24 @@
 """Memory budgets: what a request will allocate, compared before anything is allocated.
 
-Each stage that can be asked for arbitrarily large outputs exposes an estimate of the bytes it will
-allocate (e.g. loops.loop.loop_output_bytes); `check_fits` turns "more than is free" into a clear error
-that states the need and the limit instead of an allocator failure or a host killed for memory.
+Each stage that can be asked for arbitrarily large outputs owns an estimate of the bytes it will allocate
+(loops.loop.loop_output_bytes, render.renderer.render_bytes) and checks it with `check_fits` against a
+budget: a function that tells the bytes free for a request on a device. The engine's default budget asks the
+operating system (or CUDA); a host passes its own (the nodes pass ComfyUI's, which first unloads cached
+models). A request that does not fit is one error type with one message, stating the need and what is free,
+instead of an allocator failure or a host killed for memory.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
+# (bytes a request needs, device) -> bytes free for it there now, or None where that cannot be told.
+Budget = Callable[[int, torch.device], "int | None"]
 
-class MemoryBudgetError(ValueError):
-    """A request that needs more memory than the limit it runs under."""
+
+class RequestTooLarge(ValueError):
+    """A request that needs more memory than is free for it; refused before anything is allocated."""
 
 
 def gigabytes(count: float) -> str:
@@ -33,8 +41,16 @@ def available_bytes(device: torch.device | str = "cpu") -> int | None:
     return None
 
 
-def check_fits(what: str, need_bytes: int, limit_bytes: int | None, advice: str = "") -> None:
-    """Raise MemoryBudgetError when `need_bytes` exceeds `limit_bytes` (None: no limit known)."""
-    if limit_bytes is not None and need_bytes > limit_bytes:
-        raise MemoryBudgetError(f"{what} needs about {gigabytes(need_bytes)} but the limit is "
-                                f"{gigabytes(limit_bytes)}" + (f"; {advice}" if advice else ""))
+def free_bytes(need_bytes: int, device: torch.device) -> int | None:
+    """The engine's own budget: what the system reports free on the device."""
+    return available_bytes(device)
+
+
+def check_fits(what: str, need_bytes: int, device: torch.device | str, budget: Budget = free_bytes,
+               advice: str = "") -> None:
+    """Raise RequestTooLarge when `need_bytes` exceeds what `budget` reports free on `device`."""
+    device = torch.device(device)
+    free = budget(int(need_bytes), device)
+    if free is not None and need_bytes > free:
+        raise RequestTooLarge(f"{what} needs about {gigabytes(need_bytes)} but only {gigabytes(free)} are free on "
+                              f"{device}" + (f"; {advice}" if advice else ""))

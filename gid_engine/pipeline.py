@@ -6,14 +6,11 @@ from collections.abc import Iterator
 
 import torch
 
+from .devices import default_device
 from .loops.loop import make_loop
 from .spectral.motion import MotionTexture
 from .render.renderer import DEFAULT_TEMPERATURE, Renderer, SplatRenderer, render_chunks, render_frames
 from .sources.base import DEFAULT_SOURCE, MotionSource, builtin_source
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 @dataclasses.dataclass

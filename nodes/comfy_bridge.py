@@ -11,10 +11,12 @@ from pathlib import Path
 import torch
 
 import comfy.model_management as mm
+import comfy.model_patcher
 import comfy.utils
 import folder_paths
 
-from ..gid_engine import checks
+from ..gid_engine import checks, memory
+from ..gid_engine.render.learned import LearnedRenderer
 
 MODEL_FOLDER = "gid"
 SAMPLE_PICTURE = Path(__file__).resolve().parent.parent / "samples" / "dandelion.jpg"
@@ -126,25 +128,20 @@ def check_mask(name: str, mask, image) -> torch.Tensor:
     return checks.finite_tensor(name, mask.float(), minimum=0.0, maximum=1.0)
 
 
-class TooLarge(ValueError):
-    """A request that cannot fit in the memory ComfyUI reports as free; refused before anything is allocated."""
-
-
-GIB = 1024 ** 3
-
-
-def require_memory(what: str, need_bytes: float, device: torch.device | None = None, hint: str = "") -> None:
-    """Refuse `what` up front when its estimated need exceeds the memory free on `device` (ComfyUI's figure,
-    after asking ComfyUI to unload cached models), so a request too big for the machine is a clear error
-    instead of an allocator failure or a host killed by the operating system."""
-    device = device or compute_device()
+def comfy_budget(need_bytes: int, device: torch.device) -> int:
+    """The engine's memory budget in ComfyUI (gid_engine.memory.Budget): the memory ComfyUI reports free on
+    `device`, after asking it to unload cached models when the request needs more."""
     free = mm.get_free_memory(device)
     if need_bytes > free:
         mm.free_memory(need_bytes, device)  # cached models may be holding what the request needs
         free = mm.get_free_memory(device)
-    if need_bytes > free:
-        raise TooLarge(f"{what} needs about {need_bytes / GIB:.2f} GB but only {free / GIB:.2f} GB are free on "
-                       f"{device}{'; ' + hint if hint else ''}")
+    return free
+
+
+def require_memory(what: str, need_bytes: float, device: torch.device | None = None, hint: str = "") -> None:
+    """For nodes whose stage takes no budget (file loads): refuse `what` up front, with the engine's error
+    (memory.RequestTooLarge) and message, when its estimated need does not fit ComfyUI's budget."""
+    memory.check_fits(what, need_bytes, device or compute_device(), comfy_budget, hint)
 
 
 def install_sample_picture() -> None:
@@ -159,24 +156,27 @@ def install_sample_picture() -> None:
         logging.warning("GID: could not copy the sample picture into the input folder: %s", err)
 
 
+def model_patcher(model: torch.nn.Module):
+    """A ModelPatcher for one of the pack's networks: ComfyUI then loads it to the compute device on request and
+    offloads it (Unload Models, free memory for another model) like any core model."""
+    # ModelPatcher writes attributes such as .device onto the module it manages; a plain container keeps
+    # those off the model (whose .device is read from its weights).
+    holder = torch.nn.Module()
+    holder.model = model
+    return comfy.model_patcher.ModelPatcher(holder, load_device=mm.get_torch_device(),
+                                            offload_device=mm.unet_offload_device())
+
+
 class ManagedMotionModel:
     """A learned motion source under ComfyUI's memory management: loaded to the compute device when it predicts,
     offloadable by ComfyUI (Unload Models, free memory) in between, like any core model."""
 
     def __init__(self, model: torch.nn.Module):
-        import comfy.model_patcher
-
-        device = mm.get_torch_device()
-        if mm.should_use_fp16(device) and hasattr(model, "to"):
+        if mm.should_use_fp16(mm.get_torch_device()) and hasattr(model, "to"):
             model = model.to(dtype=torch.float16)
         self.model = model
         self.name = getattr(model, "name", type(model).__name__)
-        # ModelPatcher writes attributes such as .device onto the module it manages; a plain container keeps
-        # those off the model (whose .device is read from its weights).
-        holder = torch.nn.Module()
-        holder.model = model
-        self.patcher = comfy.model_patcher.ModelPatcher(holder, load_device=device,
-                                                        offload_device=mm.unet_offload_device())
+        self.patcher = model_patcher(model)
 
     def predict(self, image, **kwargs):
         mm.load_model_gpu(self.patcher)
@@ -195,3 +195,19 @@ class ManagedMotionModel:
 def managed_source(source):
     """Torch-module sources go under memory management; procedural sources pass through."""
     return ManagedMotionModel(source) if isinstance(source, torch.nn.Module) else source
+
+
+class ManagedRenderer:
+    """A learned renderer under ComfyUI's memory management: loaded to the compute device for a render,
+    offloadable by ComfyUI in between."""
+
+    def __init__(self, renderer: LearnedRenderer):
+        self.renderer = renderer
+        self.name = renderer.name
+        self.patcher = model_patcher(renderer.net)
+
+    def loaded(self) -> LearnedRenderer:
+        """The renderer with its weights on the compute device (ComfyUI frees memory for them if it must)."""
+        mm.load_model_gpu(self.patcher)
+        self.renderer.forget_features()  # features of an earlier render may sit on another device
+        return self.renderer

@@ -4,13 +4,12 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..gid_engine.dynamics.actions import MAX_ACTIONS, parse_actions, pulls_from_paths
-from ..gid_engine.dynamics.preview import basis_preview
 from ..gid_engine.dynamics.simulate import DAMPING_MODELS, Controls, simulate
 from ..gid_engine.spectral import tracks as track_formats
 from ..gid_engine.spectral.volume import SpectralVolume
 from . import comfy_bridge as bridge
-from .types import CATEGORY, MotionTextureType, SpectralVolumeType, TracksType
-from .ui_payloads import motion_overlay_ui, preview_size, save_temp_pictures, shrunk
+from .types import CATEGORY, FPS, FRAMES, MotionTextureType, SpectralVolumeType, TracksType
+from .ui_payloads import dynamics_ui
 
 ACTIONS_HELP = ('The user\'s actions as a JSON list ([] = none; the editor on the node writes it when you drag on '
                 'the picture). A pull: {"type": "pull", "at": [x, y], "pull": [dx, dy], "release_s": 0} with x, y '
@@ -37,8 +36,8 @@ class InteractiveDynamics(io.ComfyNode):
             inputs=[
                 SpectralVolumeType.Input("spectral_volume"),
                 io.String.Input("actions", default="[]", multiline=True, tooltip=ACTIONS_HELP),
-                io.Int.Input("frames", default=120, min=1, max=100000, tooltip="Frames from the release on."),
-                io.Float.Input("fps", default=30.0, min=0.1, max=240.0, step=0.5, tooltip="Output frame rate."),
+                io.Int.Input("frames", default=120, **FRAMES.widget(), tooltip="Frames from the release on."),
+                io.Float.Input("fps", default=30.0, **FPS.widget(), step=0.5, tooltip="Output frame rate."),
                 io.Float.Input("damping", default=Controls.damping, min=0.0, max=100.0, step=0.01,
                                tooltip="Damping ratio: 0 rings forever, 1 settles without overshoot."),
                 io.Combo.Input("damping_model", options=list(DAMPING_MODELS), default=Controls.damping_model,
@@ -85,9 +84,8 @@ class InteractiveDynamics(io.ComfyNode):
                              f"{MAX_ACTIONS}")
         volume = spectral_volume.to(bridge.compute_device())
         motion = simulate(volume, parsed, controls)
-        ui = {"gid_dynamics": [{**basis_preview(volume, controls), **picture_file(image, volume)}],
-              **motion_overlay_ui(volume, image)}
-        return io.NodeOutput(motion.replace(volume=volume.to(bridge.output_device())), controls.fps, ui=ui)
+        return io.NodeOutput(motion.replace(volume=volume.to(bridge.output_device())), controls.fps,
+                             ui=dynamics_ui(volume, controls, image))
 
 
 def drawn_pulls(volume: SpectralVolume, controls: Controls, image, path, tracks) -> list:
@@ -101,12 +99,3 @@ def drawn_pulls(volume: SpectralVolume, controls: Controls, image, path, tracks)
         drawn.append(("tracks", track_formats.tracks_from_core(tracks, "tracks")))
     return [pull for name, paths in drawn for pull in pulls_from_paths(
         paths, volume.height, volume.width, width=width, height=height, fps=controls.fps, name=name)]
-
-
-def picture_file(image, volume: SpectralVolume) -> dict:
-    """{"picture": temp PNG of the first picture} for the editor to warp, or {} without a picture."""
-    if image is None:
-        return {}
-    picture = shrunk(image[:1].permute(0, 3, 1, 2), preview_size(image.shape[1], image.shape[2]))
-    filename, subfolder = save_temp_pictures("gid_dynamics", picture.permute(0, 2, 3, 1), ".png")
-    return {"picture": {"filename": filename, "subfolder": subfolder, "type": "temp"}}

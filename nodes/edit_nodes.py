@@ -6,11 +6,11 @@ import torch.nn.functional as F
 from comfy_api.latest import io
 
 from ..gid_engine import checks
-from ..gid_engine.spectral.edit import SpectrumEdit, apply_edit, spectrum_report
+from ..gid_engine.spectral.edit import SpectrumEdit, apply_edit
 from ..gid_engine.spectral.volume import SpectralVolume
 from . import comfy_bridge as bridge
 from .types import CATEGORY, SpectralVolumeType
-from .ui_payloads import motion_overlay_ui
+from .ui_payloads import spectrum_ui
 
 # A mask may come at the picture's size while the volume sits on another grid; the shapes must still agree.
 ASPECT_TOLERANCE = 0.02
@@ -61,8 +61,7 @@ class EditSpectrum(io.ComfyNode):
         volume = spectral_volume.to(bridge.compute_device())
         mask4 = None if mask is None else mask_on_grid(mask, volume).to(volume.device)
         edited = apply_edit(volume, spec, mask4)
-        ui = {"gid_spectrum": spectrum_report(volume, edited), **motion_overlay_ui(edited)}
-        return io.NodeOutput(edited.to(bridge.output_device()), ui=ui)
+        return io.NodeOutput(edited.to(bridge.output_device()), ui=spectrum_ui(volume, edited))
 
 
 def mask_on_grid(mask, volume: SpectralVolume):

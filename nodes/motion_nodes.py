@@ -3,13 +3,10 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..gid_engine import checks
 from ..gid_engine.spectral import motion
 from ..gid_engine.spectral.volume import SpectralVolume
 from .types import CATEGORY, FPS, FRAMES, MotionTextureType, SpectralVolumeType
 
-SPEED = checks.Range(0.0, 100.0)
-START_SECONDS = checks.Range(0.0, 3600.0)
 
 
 class MotionTexture(io.ComfyNode):
@@ -25,7 +22,7 @@ class MotionTexture(io.ComfyNode):
                 SpectralVolumeType.Input("spectral_volume"),
                 io.Int.Input("frames", default=120, **FRAMES.widget(), tooltip="Number of frames to produce."),
                 io.Float.Input("fps", default=30.0, **FPS.widget(), step=0.5, tooltip="Output frame rate."),
-                io.Float.Input("speed", default=1.0, **SPEED.widget(), step=0.05,
+                io.Float.Input("speed", default=1.0, **motion.SPEED.widget(), step=0.05,
                                tooltip="Time scale: 0.5 is slow motion at half rate, 2 is twice as fast, 0 freezes."),
                 io.Boolean.Input("loop", default=True,
                                  tooltip="Snap every frequency band to a whole number of cycles over the clip, "
@@ -34,7 +31,7 @@ class MotionTexture(io.ComfyNode):
                                  tooltip="Frame 0 is exactly the input picture (the motion is measured from it). "
                                          "Off, frame 0 is a rendered frame like every other one, which keeps an "
                                          "8-bit loop's restart invisible."),
-                io.Float.Input("start_seconds", default=0.0, **START_SECONDS.widget(), step=0.1,
+                io.Float.Input("start_seconds", default=0.0, **motion.START_SECONDS.widget(), step=0.1,
                                tooltip="Start this far into the motion."),
                 io.Boolean.Input("calm_start", default=True,
                                  tooltip="When looping, begin the loop (after start_seconds) at its calmest moment, "
@@ -50,10 +47,8 @@ class MotionTexture(io.ComfyNode):
         if not isinstance(spectral_volume, SpectralVolume):
             raise ValueError(f"spectral_volume: expected a SPECTRAL_VOLUME, got {type(spectral_volume).__name__}")
         # the texture is lazy (fields are made chunk by chunk where they are used), so nothing large is allocated
-        # here; the node that holds frames checks their memory
-        frames, fps = FRAMES.check("frames", frames), FPS.check("fps", fps)
-        speed, start_seconds = SPEED.check("speed", speed), START_SECONDS.check("start_seconds", start_seconds)
+        # here; the stage checks the values, the node that holds frames checks their memory
         texture = motion.MotionTexture.from_volume(spectral_volume, frames, fps, speed=speed, start_s=start_seconds,
                                                    loop=bool(loop), anchored=bool(start_on_picture),
                                                    calm_start=bool(calm_start))
-        return io.NodeOutput(texture, fps)
+        return io.NodeOutput(texture, texture.fps)

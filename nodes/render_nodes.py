@@ -6,40 +6,17 @@ import dataclasses
 import torch
 from comfy_api.latest import io
 
-from ..gid_engine import checks
-from ..gid_engine.loops.loop import loop_output_bytes, make_loop
-from ..gid_engine.sources.base import volume_bytes
+from ..gid_engine.loops.loop import LIMITS as LOOP_LIMITS, make_loop
 from ..gid_engine.spectral.motion import MotionTexture
-from ..gid_engine.render.renderer import (CHUNK_FRAMES, CHUNK_PIXELS, DEFAULT_TEMPERATURE, TEMPERATURE, Renderer,
-                                          SplatRenderer, render_frames)
+from ..gid_engine.render.renderer import (DEFAULT_TEMPERATURE, TEMPERATURE, Renderer, SplatRenderer,
+                                          check_render_fits, importance_from_mask, render_frames)
 from . import comfy_bridge as bridge
 from .renderer_nodes import check_renderer
-from .types import CATEGORY, FPS, FRAMES, MotionTextureType, RendererModel
-from .ui_payloads import loop_preview_ui
+from .types import CATEGORY, FPS, MotionTextureType, RendererModel
+from .ui_payloads import loop_preview_ui, loop_report_ui
 
-
-# A MASK importance of 1 vs 0 at the default temperature: exp(20) to 1, the brighter pixel is drawn in front.
-IMPORTANCE_SCALE = 40.0
-CROSSFADE = checks.Range(-1, 10000, whole=True)
-FRAMES_PER_LOOP = checks.Range(0, FRAMES.maximum, whole=True)
-REPEATS = checks.Range(1, 1000, whole=True)
-FLOAT32_BYTES = 4
-# Scratch of the splatting operator per pixel of a chunk (renderer.CHUNK_PIXELS notes about 150 B/pixel),
-# rounded up for the fill and the sharpness pass.
-RENDER_SCRATCH_PER_PIXEL = 200
 STREAMING_HINT = ("render fewer frames or a smaller picture, or render straight into a file with Render Loop File "
                   "(chunk by chunk, without holding every frame)")
-
-
-def frames_bytes(count: int, height: int, width: int) -> int:
-    """An IMAGE batch of `count` float32 RGB frames."""
-    return count * height * width * 3 * FLOAT32_BYTES
-
-
-def render_bytes(batch: int, frames: int, height: int, width: int) -> tuple[int, int]:
-    """(output bytes, scratch bytes of one chunk) of render_frames."""
-    chunk = max(1, min(CHUNK_FRAMES, CHUNK_PIXELS // (batch * height * width)))
-    return frames_bytes(batch * frames, height, width), chunk * batch * height * width * RENDER_SCRATCH_PER_PIXEL
 
 
 class SoftmaxSplatRender(io.ComfyNode):
@@ -117,28 +94,19 @@ class RenderJob:
         bridge.check_image("image", image)
         if not isinstance(motion_texture, MotionTexture):
             raise ValueError(f"motion_texture: expected a MOTION_TEXTURE, got {type(motion_texture).__name__}")
-        temperature = TEMPERATURE.check("temperature", temperature)
         b, h, w, _ = image.shape
         if motion_texture.batch != b:
             raise ValueError(f"image: a batch of {b} pictures for a motion texture of {motion_texture.batch}")
         device, out_device = bridge.compute_device(), bridge.output_device()
-        output, scratch = render_bytes(b, motion_texture.frame_count, h, w)
-        # The volume resized to the picture, and the motion texture's real coefficient matrix (as large again).
-        scratch += 2 * volume_bytes(b, motion_texture.volume.num_bins, h, w)
-        what = f"motion_texture: rendering {motion_texture.frame_count} frames of {w}x{h}"
-        if not hold_frames:
-            bridge.require_memory(what + " chunk by chunk", scratch, device)
-        elif device == out_device:
-            bridge.require_memory(what, output + scratch, device, STREAMING_HINT)
-        else:
-            bridge.require_memory(what, output, out_device, STREAMING_HINT)
-            bridge.require_memory(what, scratch, device)
+        check_render_fits(f"motion_texture: rendering {motion_texture.frame_count} frames of {w}x{h}", motion_texture,
+                          h, w, device, out_device, hold_frames=hold_frames, budget=bridge.comfy_budget,
+                          advice=STREAMING_HINT)
         motion = motion_texture.replace(volume=motion_texture.volume.resize(h, w).to(device))
         metric = None
         if importance is not None:
-            metric = bridge.check_mask("importance", importance, image).to(device).unsqueeze(1).expand(b, 1, h, w)
-            metric = metric * (temperature * IMPORTANCE_SCALE)
-        renderer = SplatRenderer() if renderer_model is None else check_renderer(renderer_model).to(device)
+            mask = bridge.check_mask("importance", importance, image).to(device).unsqueeze(1).expand(b, 1, h, w)
+            metric = importance_from_mask(mask, temperature)
+        renderer = SplatRenderer() if renderer_model is None else check_renderer(renderer_model).loaded()
         return cls(renderer, image.permute(0, 3, 1, 2).to(device), motion, metric, temperature, out_device)
 
 
@@ -155,11 +123,11 @@ class LoopVideo(io.ComfyNode):
             inputs=[
                 io.Image.Input("images", tooltip="Frames (e.g. from Softmax Splat Render or any video node)."),
                 io.Float.Input("fps", default=30.0, **FPS.widget(), force_input=True),
-                io.Int.Input("crossfade_frames", default=-1, **CROSSFADE.widget(),
+                io.Int.Input("crossfade_frames", default=-1, **LOOP_LIMITS["crossfade_frames"].widget(),
                              tooltip="-1: only if the clip does not loop already; 0: never; N: cross-fade N frames."),
-                io.Int.Input("frames_per_loop", default=0, **FRAMES_PER_LOOP.widget(),
+                io.Int.Input("frames_per_loop", default=0, **LOOP_LIMITS["frames_per_loop"].widget(),
                              tooltip="0 keeps the loop's length; otherwise the loop is retimed to this many frames."),
-                io.Int.Input("repeats", default=1, **REPEATS.widget(), tooltip="How many times the loop plays."),
+                io.Int.Input("repeats", default=1, **LOOP_LIMITS["repeats"].widget(), tooltip="How many times the loop plays."),
                 io.Image.Input("start_picture", optional=True,
                                tooltip="Start the loop on the frame closest to this picture."),
             ],
@@ -171,20 +139,7 @@ class LoopVideo(io.ComfyNode):
     def execute(cls, images, fps: float, crossfade_frames: int, frames_per_loop: int, repeats: int,
                 start_picture=None) -> io.NodeOutput:
         bridge.check_image("images", images, min_size=1)
-        if images.shape[0] < 2:
-            raise ValueError(f"images: a loop needs at least 2 frames, got {images.shape[0]}")
-        fps = FPS.check("fps", fps)
-        crossfade_frames = CROSSFADE.check("crossfade_frames", crossfade_frames)
-        frames_per_loop = FRAMES_PER_LOOP.check("frames_per_loop", frames_per_loop)
-        repeats = REPEATS.check("repeats", repeats)
-        n, h, w, _ = images.shape
-        asked = "".join((f", frames_per_loop {frames_per_loop}" if frames_per_loop else "",
-                         f", repeats {repeats}" if repeats > 1 else ""))
-        bridge.require_memory(f"images: looping {n} frames of {w}x{h}{asked}",
-                              loop_output_bytes(images.shape[1:], n, crossfade=crossfade_frames,
-                                                frames_per_loop=frames_per_loop, repeats=repeats,
-                                                start_picture=start_picture is not None, dtype=images.dtype),
-                              images.device, STREAMING_HINT)
+        fps = FPS.check("fps", fps)  # passed through: no stage checks it
         picture = None
         if start_picture is not None:
             bridge.check_image("start_picture", start_picture, min_size=1)
@@ -193,5 +148,6 @@ class LoopVideo(io.ComfyNode):
                                  f"are {images.shape[2]}x{images.shape[1]}")
             picture = start_picture[0]
         frames, report = make_loop(images, crossfade=crossfade_frames, frames_per_loop=frames_per_loop,
-                                   repeats=repeats, picture=picture)
-        return io.NodeOutput(frames, fps, frames.shape[0], ui={"gid_loop": [report], **loop_preview_ui(frames, fps)})
+                                   repeats=repeats, picture=picture, budget=bridge.comfy_budget,
+                                   advice=STREAMING_HINT)
+        return io.NodeOutput(frames, fps, frames.shape[0], ui={**loop_report_ui([report]), **loop_preview_ui(frames, fps)})

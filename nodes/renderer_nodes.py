@@ -5,15 +5,15 @@ import os
 
 from comfy_api.latest import io
 
-from ..gid_engine.render.learned import RENDERER_FORMAT, LearnedRenderer, load_renderer
-from ..gid_engine.sources.safetensors_header import read_metadata
+from ..gid_engine import formats
+from ..gid_engine.render.learned import load_renderer
 from . import comfy_bridge as bridge
 from .types import CATEGORY, RendererModel
 
 
 def is_renderer_file(path: str) -> bool:
     try:
-        return read_metadata(path).get("format") == RENDERER_FORMAT
+        return formats.RENDERER.marks(formats.read_header(path).metadata)
     except (ValueError, OSError):
         return False
 
@@ -47,12 +47,12 @@ class LoadGIDRenderer(io.ComfyNode):
     def execute(cls, renderer_name: str) -> io.NodeOutput:
         path = bridge.listed_file("renderer_name", renderer_name, renderer_listing())
         try:
-            return io.NodeOutput(load_renderer(path))
+            return io.NodeOutput(bridge.ManagedRenderer(load_renderer(path)))
         except ValueError as err:
             raise ValueError(f"renderer_name: {err}") from None
 
 
-def check_renderer(value) -> LearnedRenderer:
-    if not isinstance(value, LearnedRenderer):
+def check_renderer(value) -> bridge.ManagedRenderer:
+    if not isinstance(value, bridge.ManagedRenderer):
         raise ValueError(f"renderer_model: expected a GID_RENDERER from Load GID Renderer, got {type(value).__name__}")
     return value

@@ -15,7 +15,8 @@ from ..gid_engine.loops.loop import SeamMeter
 from ..gid_engine.render.renderer import render_chunks
 from . import comfy_bridge as bridge
 from .render_nodes import RenderJob
-from .types import CATEGORY
+from .types import CATEGORY, FPS
+from .ui_payloads import loop_files_ui, loop_report_ui
 
 FORMAT_TOOLTIP = (
     "mp4: H.264 (yuv420p, fast start), plays everywhere: browsers, phones, social sites; the default. "
@@ -49,7 +50,7 @@ class SaveLoop(io.ComfyNode):
             inputs=[
                 io.Image.Input("images", tooltip="The loop's frames (Softmax Splat Render, Loop Video or any video "
                                                  "node)."),
-                io.Float.Input("fps", default=30.0, min=0.01, max=1000.0, force_input=True,
+                io.Float.Input("fps", default=30.0, **FPS.widget(), force_input=True,
                                tooltip="Frames per second (from the node that made the frames)."),
                 *file_inputs(),
             ],
@@ -63,12 +64,11 @@ class SaveLoop(io.ComfyNode):
         bridge.check_image("images", images, min_size=1)
         if images.shape[0] < encode.MIN_FRAMES:
             raise ValueError(f"images: a loop needs at least {encode.MIN_FRAMES} frames, got {images.shape[0]}")
-        fps = checks.number("fps", fps, above=0, maximum=1000)
         format, quality = checked_file_settings(format, quality)
         (path, shown), = output_files(filename_prefix, images.shape[2], images.shape[1], format, 1)
         encode.write_loop(images, path, fps, quality=quality, metadata=workflow_metadata(cls.hidden), format=format,
                           progress=bridge.progress_reporter(images.shape[0]))
-        return io.NodeOutput(ui={"images": [shown], "animated": (True,)})
+        return io.NodeOutput(ui=loop_files_ui([shown]))
 
 
 class RenderLoopFile(io.ComfyNode):
@@ -127,7 +127,7 @@ class RenderLoopFile(io.ComfyNode):
         count = job.motion.frame_count
         report = [{"loop_frames": count, "output_frames": count, "crossfade_frames": 0,
                    "seam_ratio_after": seam.ratio(), "fps": job.motion.fps} for seam in seams]
-        return io.NodeOutput(ui={"images": [shown for _, shown in files], "animated": (True,), "gid_loop": report})
+        return io.NodeOutput(ui={**loop_files_ui([shown for _, shown in files]), **loop_report_ui(report)})
 
 
 def file_inputs() -> list:

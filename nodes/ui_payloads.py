@@ -1,4 +1,7 @@
-"""Node `ui` payloads the pack's web extension draws: motion overlay pictures and looping previews.
+"""Every node `ui` payload of the pack, built here only; web/js/gid.js draws each by its key:
+gid_motion (motion overlay pictures), gid_preview (looping previews), gid_loop (loop reports), gid_video_motion
+(a clip's motion report), gid_spectrum (the spectrum editor's bands), gid_dynamics (the dynamics editor's modes
+and picture), and images/animated (loop files, in ComfyUI's own form).
 
 Files go to ComfyUI's temp folder (served by /view, wiped at start and exit). Previews are bounded in pixels and
 frames whatever the output's size, so building one takes a fraction of a second even for a 100000-frame result.
@@ -14,6 +17,9 @@ from PIL import Image
 
 import folder_paths
 
+from ..gid_engine.dynamics.preview import basis_preview
+from ..gid_engine.dynamics.simulate import Controls
+from ..gid_engine.spectral.edit import spectrum_report
 from ..gid_engine.spectral.overlay import mobility_overlay, motion_overlay
 from ..gid_engine.spectral.volume import SpectralVolume
 
@@ -102,3 +108,34 @@ def loop_preview_ui(frames: torch.Tensor, fps: float) -> dict:
     return {"gid_preview": [{"filename": filename, "subfolder": subfolder, "type": "temp",
                              "fps": float(fps), "frame_count": int(count), "preview_frames": int(shown.shape[0]),
                              "preview_stride": int(stride), "played_fps": round(1000.0 * stride / frame_ms, 3)}]}
+
+
+def loop_report_ui(reports: list[dict]) -> dict:
+    """{"gid_loop": one make_loop-style report per loop (frames, seam ratio, cross-fade)}."""
+    return {"gid_loop": list(reports)}
+
+
+def loop_files_ui(files: list[dict]) -> dict:
+    """Loop files in the output folder as ComfyUI's own savers report them (the frontend shows and plays them)."""
+    return {"images": list(files), "animated": (True,)}
+
+
+def video_motion_ui(report: dict, volume: SpectralVolume, reference: torch.Tensor) -> dict:
+    """{"gid_video_motion": [the extraction's report]} and the motion overlay on the reference frame [1, H, W, 3]."""
+    return {"gid_video_motion": [report], **motion_overlay_ui(volume, reference)}
+
+
+def spectrum_ui(before: SpectralVolume, edited: SpectralVolume) -> dict:
+    """{"gid_spectrum": per-band energy before and after an edit} and the edited volume's overlay."""
+    return {"gid_spectrum": spectrum_report(before, edited), **motion_overlay_ui(edited)}
+
+
+def dynamics_ui(volume: SpectralVolume, controls: Controls, image: torch.Tensor | None) -> dict:
+    """{"gid_dynamics": [the modal basis preview, and the first picture as a temp PNG for the editor to warp]}
+    and the volume's overlay (the editor draws it too)."""
+    payload = basis_preview(volume, controls)
+    if image is not None:
+        picture = shrunk(image[:1].permute(0, 3, 1, 2), preview_size(image.shape[1], image.shape[2]))
+        filename, subfolder = save_temp_pictures("gid_dynamics", picture.permute(0, 2, 3, 1), ".png")
+        payload = {**payload, "picture": {"filename": filename, "subfolder": subfolder, "type": "temp"}}
+    return {"gid_dynamics": [payload], **motion_overlay_ui(volume, image)}

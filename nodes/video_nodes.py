@@ -12,7 +12,7 @@ from ..gid_engine.sources.video import (AUTO_BINS, AUTO_REFERENCE, CAMERA_MODES,
                                         extract_motion, extraction_bytes, motion_preview)
 from . import comfy_bridge as bridge
 from .types import CATEGORY, SpectralVolumeType
-from .ui_payloads import motion_overlay_ui
+from .ui_payloads import video_motion_ui
 
 LIMITS = VideoMotionOptions.LIMITS
 VOLUME_SUFFIX = ".safetensors"
@@ -77,8 +77,7 @@ class VideoToSpectralVolume(io.ComfyNode):
         out = bridge.output_device()
         return io.NodeOutput(motion.volume.to(out), motion.reference_image.unsqueeze(0).to(out),
                              motion_preview(motion).unsqueeze(0).to(out),
-                             ui={"gid_video_motion": [motion.report],
-                                 **motion_overlay_ui(motion.volume, motion.reference_image.unsqueeze(0))})
+                             ui=video_motion_ui(motion.report, motion.volume, motion.reference_image.unsqueeze(0)))
 
 
 class SaveSpectralVolume(io.ComfyNode):
@@ -108,8 +107,7 @@ class SaveSpectralVolume(io.ComfyNode):
         os.makedirs(folder, exist_ok=True)
         filename = f"{name}_{counter:05}_{VOLUME_SUFFIX}"
         spectral_volume.save(Path(folder) / filename)
-        return io.NodeOutput(ui={"gid_spectral_volumes": [{"filename": filename, "subfolder": subfolder,
-                                                           "type": "output"}]})
+        return io.NodeOutput()
 
 
 def volume_listing() -> dict[str, tuple[str, str]]:

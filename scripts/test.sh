@@ -6,4 +6,4 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/scripts/bootstrap.sh" --browser
 cd "$root"
-exec "${GID_VENV:-$root/.venv}/bin/python" -m pytest tests/engine tests/tooling tests/host tests/browser -p no:cacheprovider "$@"
+exec "${GID_VENV:-$root/.venv}/bin/python" -m pytest tests/engine tests/nodes tests/tooling tests/host tests/browser -p no:cacheprovider "$@"

@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from .. import checks
+from .. import checks, devices
 from ..loops import encode
 from .actions import Action
 from .simulate import DAMPING_MODELS, Controls, simulate
@@ -43,11 +43,11 @@ def register(sub) -> None:
     p.add_argument("--volume", help="a saved spectral volume (.safetensors) instead of the built-in prior")
     p.add_argument("--quality", type=int, default=encode.DEFAULT_QUALITY,
                    help="0..100, the Save Loop node's quality (higher = closer to the frames, larger files)")
+    devices.add_argument(p)
 
 
 def run(args) -> int:
     from ..loops.media import read_image, write_animation
-    from ..pipeline import default_device
     from ..render.renderer import SplatRenderer, render_frames
     from ..sources.prior import ProceduralPrior
     from ..spectral.volume import SpectralVolume
@@ -64,7 +64,7 @@ def run(args) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    device = default_device()
+    device = devices.resolve(args.device)
     try:
         image = read_image(args.picture)
         picture = image.permute(0, 3, 1, 2).to(device)

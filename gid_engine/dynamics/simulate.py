@@ -24,7 +24,7 @@ import math
 import torch
 
 from .. import checks
-from ..spectral.motion import MotionTexture
+from ..spectral.motion import FPS, FRAMES, MotionTexture
 from ..spectral.volume import SpectralVolume
 from .actions import DRAG_SECONDS, Action
 from .modal import ModalBasis
@@ -44,8 +44,8 @@ class Controls:
     strength: float = 1.0
 
     def checked(self) -> "Controls":
-        checks.integer("frames", self.frames, minimum=1, maximum=100000)
-        checks.number("fps", self.fps, above=0.0, maximum=1000.0)
+        FRAMES.check("frames", self.frames)
+        FPS.check("fps", self.fps)
         checks.number("damping", self.damping, minimum=0.0, maximum=100.0)
         checks.choice("damping_model", self.damping_model, DAMPING_MODELS)
         checks.number("stiffness", self.stiffness, above=0.0, maximum=1000.0)

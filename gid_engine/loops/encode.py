@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from .. import checks
+from ..spectral.motion import FPS
 from .encode_yuv import VideoCodecWriter
 
 FORMATS = ("mp4", "webm", "webp", "gif")
@@ -101,7 +102,7 @@ class LoopWriter:
     def __init__(self, path: str | os.PathLike[str], fps: float, quality: int = DEFAULT_QUALITY,
                  metadata: dict[str, str] | None = None):
         self.path = Path(path)
-        self.fps = checks.number("fps", fps, above=0, maximum=1000)
+        self.fps = FPS.check("fps", fps)
         self.quality = checks.integer("quality", quality, minimum=0, maximum=100)
         self.metadata = dict(metadata or {})
         self.frames_written = 0

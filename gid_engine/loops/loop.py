@@ -12,13 +12,19 @@ from typing import Callable
 import torch
 
 from .. import checks
-from ..memory import check_fits, available_bytes
+from .. import memory
+from ..spectral.motion import FRAMES
 
 # A clip whose wrap step is at most this many times its median step already loops.
 SEAMLESS_RATIO = 1.5
 # Frames of one chunk stay below this many bytes; a chunk's work needs at most SCRATCH_CHUNKS of them.
 CHUNK_BYTES = 64 * 1024 * 1024
 SCRATCH_CHUNKS = 6
+
+# The loop's inputs (a host's widgets show the same ranges).
+LIMITS = {"crossfade_frames": checks.Range(-1, 10000, whole=True),
+          "frames_per_loop": checks.Range(0, FRAMES.maximum, whole=True), "repeats": checks.Range(1, 1000, whole=True)}
+LOOP_ADVICE = "lower frames_per_loop or repeats, or loop a smaller or shorter clip"
 
 # Loop frames for a tensor of loop-frame indices: [n] (long) -> [n, H, W, C].
 FrameSource = Callable[[torch.Tensor], torch.Tensor]
@@ -206,23 +212,24 @@ def loop_output_bytes(frame_shape, input_frames: int, *, crossfade: int = -1, fr
 
 
 def make_loop(frames: torch.Tensor, *, crossfade: int = -1, frames_per_loop: int = 0, repeats: int = 1,
-              picture: torch.Tensor | None = None, max_bytes: int | None = None) -> tuple[torch.Tensor, dict]:
+              picture: torch.Tensor | None = None, budget: memory.Budget = memory.free_bytes,
+              advice: str = LOOP_ADVICE) -> tuple[torch.Tensor, dict]:
     """Turn any clip into a seamless loop.
 
     crossfade: -1 = only when the clip does not already loop (a quarter of its length), 0 = never, N = frames.
     frames_per_loop: 0 keeps the loop's own length, N retimes the loop to N frames (the same motion, slower
     or faster). repeats: times the loop is played in the output.
     picture: when given, the loop starts on the frame closest to it.
-    max_bytes: refuse (MemoryBudgetError) a request whose loop_output_bytes exceeds it; default: the memory
-    free on the frames' device.
+    budget: refuse (memory.RequestTooLarge, with `advice`) a request whose loop_output_bytes exceeds what it
+    reports free on the frames' device; default: the memory the system reports free.
     Returns the frames and a report (seam ratios before and after, what was done).
     """
     n = frames.shape[0]
     if n < 2:
         raise ValueError(f"images: a loop needs at least 2 frames, got {n}")
-    crossfade = checks.integer("crossfade", crossfade, minimum=-1)
-    frames_per_loop = checks.integer("frames_per_loop", frames_per_loop, minimum=0)
-    repeats = checks.integer("repeats", repeats, minimum=1)
+    crossfade = LIMITS["crossfade_frames"].check("crossfade_frames", crossfade)
+    frames_per_loop = LIMITS["frames_per_loop"].check("frames_per_loop", frames_per_loop)
+    repeats = LIMITS["repeats"].check("repeats", repeats)
     if picture is not None and picture.shape != frames.shape[1:]:
         raise ValueError(f"picture is {tuple(picture.shape)} but frames are {tuple(frames.shape[1:])}")
     # Everything up to the output's allocation works in chunks: the seam decides the crossfade first, so the
@@ -232,10 +239,8 @@ def make_loop(frames: torch.Tensor, *, crossfade: int = -1, frames_per_loop: int
         crossfade = 0 if report["seam_ratio_before"] <= SEAMLESS_RATIO else min(max(1, n // 4), (n - 1) // 2)
     need = loop_output_bytes(frames.shape[1:], n, crossfade=crossfade, frames_per_loop=frames_per_loop,
                              repeats=repeats, start_picture=picture is not None, dtype=frames.dtype)
-    check_fits(f"a loop of {_loop_length(n, crossfade, frames_per_loop)} frames x {repeats} repeats at "
-               f"{frames.shape[2]}x{frames.shape[1]}", need,
-               available_bytes(frames.device) if max_bytes is None else max_bytes,
-               "lower frames_per_loop or repeats, or loop a smaller or shorter clip")
+    memory.check_fits(f"images: a loop of {_loop_length(n, crossfade, frames_per_loop)} frames x {repeats} repeats "
+                      f"at {frames.shape[2]}x{frames.shape[1]}", need, frames.device, budget, advice)
     length, source = _crossfaded(frames, crossfade)
     report["crossfade_frames"] = crossfade
     if frames_per_loop:

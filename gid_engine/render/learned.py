@@ -28,10 +28,9 @@ from pathlib import Path
 
 import torch
 
+from .. import formats
 from .learned_model import RENDERER_CONFIGS, LearnedRendererNet, RendererConfig
 
-RENDERER_FORMAT = "gid.renderer"
-RENDERER_FORMAT_VERSION = "1"
 # Bytes at the start of pickled / zipped torch files (torch.save): refused with their own message.
 PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")
 
@@ -50,8 +49,12 @@ class LearnedRenderer:
 
     def to(self, device) -> "LearnedRenderer":
         self.net.to(device)
-        self._cache = None
+        self.forget_features()
         return self
+
+    def forget_features(self) -> None:
+        """Drop the cached features of the last picture (they live on the device it was rendered on)."""
+        self._cache = None
 
     @torch.no_grad()
     def render_chunk(self, image: torch.Tensor, fields: torch.Tensor, metric: torch.Tensor) -> torch.Tensor:
@@ -75,8 +78,8 @@ def save_renderer(net: LearnedRendererNet, path: str | Path, extra_metadata: dic
     from safetensors.torch import save_file
 
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in net.state_dict().items()}
-    meta = {"format": RENDERER_FORMAT, "version": RENDERER_FORMAT_VERSION, "config": net.config.to_json(),
-            **{k: str(v) for k, v in (extra_metadata or {}).items()}}
+    meta = formats.RENDERER.metadata(config=net.config.to_json(),
+                                     **{k: str(v) for k, v in (extra_metadata or {}).items()})
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata=meta)
@@ -89,27 +92,20 @@ def load_renderer(path: str | Path, device="cpu") -> LearnedRenderer:
     is used; pickled files are refused unread."""
     from safetensors import safe_open
 
-    from ..sources.safetensors_header import read_metadata
-
     path = Path(path)
     refused = f"{path.name}: renderer checkpoints must be .safetensors files (pickled checkpoints are never loaded)"
     if path.suffix.lower() not in (".safetensors", ".sft"):
         raise ValueError(refused)
     try:
-        meta = read_metadata(path)
+        meta = formats.read_header(path).metadata
     except ValueError:
         with path.open("rb") as f:
             if f.read(4).startswith(PICKLE_MAGIC):  # only checked once the file is no valid safetensors
                 raise ValueError(refused) from None
         raise
-    if meta.get("format") != RENDERER_FORMAT:
-        raise ValueError(f"{path.name} is not a GID renderer checkpoint (format={meta.get('format')!r}, expected "
-                         f"{RENDERER_FORMAT!r}; train one with python -m gid_engine.train --phases renderer)")
-    if meta.get("version") != RENDERER_FORMAT_VERSION:
-        raise ValueError(f"{path.name}: renderer format version {meta.get('version')!r} is not supported (this pack "
-                         f"reads version {RENDERER_FORMAT_VERSION})")
+    formats.RENDERER.check(meta, path.name)
     try:
-        config = RendererConfig.from_json(meta.get("config", ""))
+        config = formats.read_config(RendererConfig, meta.get("config", ""), "renderer config")
     except ValueError as err:
         raise ValueError(f"{path.name} has a bad renderer config: {err}") from None
     # Shapes from a network on the meta device: nothing is allocated until the file's tensors proved to match,

@@ -38,24 +38,6 @@ class RendererConfig:
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
 
-    @classmethod
-    def from_json(cls, text: str) -> "RendererConfig":
-        """Parse and check; unknown or missing keys and wrong types are errors that name the key."""
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"renderer config is not JSON: {err}") from None
-        if not isinstance(data, dict):
-            raise ValueError(f"renderer config must be an object, got {type(data).__name__}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        if set(data) != names:
-            raise ValueError(f"renderer config must have exactly the keys {sorted(names)}, got {sorted(data)}")
-        for name in names:
-            value = data[name]
-            if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-                raise ValueError(f"renderer config.{name} must be a list of integers, got {value!r}")
-        return cls(**{name: tuple(data[name]) for name in names}).validate()
-
 
 RENDERER_CONFIGS = {
     # Trains in a few minutes on two CPU cores at 64x64.

@@ -12,10 +12,11 @@ from typing import Callable, Iterator, Protocol
 import torch
 import torch.nn.functional as F
 
-from .. import checks
+from .. import checks, memory
+from ..sources.base import volume_bytes
 from ..spectral.motion import MotionTexture
 from .kernels import cpu as cpu_kernel
-from .kernels import cpu_render
+from .kernels import cpu_render, fallback
 from .splat import BACKENDS, shifted_exp, softmax_splat
 
 Progress = Callable[[int, int], None]
@@ -26,6 +27,8 @@ METRIC_REFERENCE_SIZE = 256
 DEFAULT_TEMPERATURE = 0.5
 # The temperatures the nodes and the CLI accept.
 TEMPERATURE = checks.Range(0.0, 100.0)
+# An importance mask of 1 vs 0 at the default temperature: exp(20) to 1, the brighter pixel is drawn in front.
+IMPORTANCE_SCALE = 40.0
 # Displacements shorter than this (pixels) are not drawn: far below what anyone can see.
 STILL_BELOW_PX = 1 / 32
 # Pixels splatted per chunk (frames x H x W); bounds the operator's scratch memory (about 150 B/pixel).
@@ -42,6 +45,12 @@ def importance_metric(motion: MotionTexture, temperature: float = DEFAULT_TEMPER
     """Paper's splatting weight: time-averaged flow magnitude, in reference pixels, times a temperature."""
     scale = METRIC_REFERENCE_SIZE / max(motion.height, motion.width)
     return motion.mean_magnitude() * (scale * temperature)
+
+
+def importance_from_mask(mask: torch.Tensor, temperature: float = DEFAULT_TEMPERATURE) -> torch.Tensor:
+    """A user's importance mask [B, 1, H, W] in 0..1 (brighter = in front) as the splatting weight, in place of
+    importance_metric (render_chunks checks the temperature)."""
+    return mask * (temperature * IMPORTANCE_SCALE)
 
 
 class Renderer(Protocol):
@@ -156,7 +165,10 @@ class SplatRenderer:
         n, b, _, h, w = fields.shape
         flow = fields.reshape(n * b, 2, h, w)
         if self.fused(image, fields):
-            return self._render_fused(image, flow, metric).permute(1, 0, 4, 2, 3)
+            frames = fallback.attempt("numba renderer", lambda: self._render_fused(image, flow, metric),
+                                      forced=self.backend != "auto")
+            if frames is not None:
+                return frames.permute(1, 0, 4, 2, 3)
         # Invisible sub-pixel drift would still resample (soften) the pixels; snapping it to zero keeps still
         # regions bit-identical to the picture in every frame, so nothing shimmers and frame 0 does not pop.
         flow = flow.masked_fill(flow.pow(2).sum(1, keepdim=True) < self.still_below_px ** 2, 0.0)
@@ -226,6 +238,7 @@ def render_chunks(renderer: Renderer, image: torch.Tensor, motion: MotionTexture
     b, c, h, w = image.shape
     if c != 3:
         raise ValueError(f"image must have 3 channels, got {c}")
+    temperature = TEMPERATURE.check("temperature", temperature)
     if (motion.batch, motion.height, motion.width) != (b, h, w):
         raise ValueError(f"motion texture is {motion.batch}x{motion.height}x{motion.width} (batch x H x W) "
                          f"but the picture is {b}x{h}x{w}; resize the spectral volume to the picture first")
@@ -267,3 +280,33 @@ def render_frames(renderer: Renderer, image: torch.Tensor, motion: MotionTexture
                                        progress=progress, out_device=out.device):
         out[:, start:start + frames.shape[1]] = frames
     return out
+
+
+# Scratch of one chunk per pixel: the operator's (about 150 B, see CHUNK_PIXELS) rounded up for the fill.
+SCRATCH_PER_PIXEL = 200
+FLOAT32_BYTES = 4
+
+
+def render_bytes(batch: int, frames: int, height: int, width: int, bins: int) -> tuple[int, int]:
+    """(bytes of every frame, float32 RGB; scratch bytes of rendering chunk by chunk) of render_frames: one
+    chunk's splatting plus the volume resized to the picture and the motion texture's real coefficients."""
+    chunk = max(1, min(CHUNK_FRAMES, CHUNK_PIXELS // (batch * height * width)))
+    output = batch * frames * height * width * 3 * FLOAT32_BYTES
+    scratch = chunk * batch * height * width * SCRATCH_PER_PIXEL + 2 * volume_bytes(batch, bins, height, width)
+    return output, scratch
+
+
+def check_render_fits(what: str, motion: MotionTexture, height: int, width: int, device: torch.device,
+                      out_device: torch.device, *, hold_frames: bool, budget: memory.Budget = memory.free_bytes,
+                      advice: str = "") -> None:
+    """Refuse (memory.RequestTooLarge) a render of `motion` at height x width that does not fit: every frame on
+    `out_device` and a chunk's scratch on `device` (hold_frames, render_frames), or the scratch alone
+    (render_chunks). `advice` is added where holding the frames is what does not fit."""
+    output, scratch = render_bytes(motion.batch, motion.frame_count, height, width, motion.volume.num_bins)
+    if not hold_frames:
+        memory.check_fits(what + " chunk by chunk", scratch, device, budget)
+    elif torch.device(device) == torch.device(out_device):
+        memory.check_fits(what, output + scratch, device, budget, advice)
+    else:
+        memory.check_fits(what, output, out_device, budget, advice)
+        memory.check_fits(what, scratch, device, budget)

@@ -12,6 +12,7 @@ import torch
 from .. import checks
 from .kernels import cpu as cpu_kernel
 from .kernels import cuda as cuda_kernel
+from .kernels import fallback
 
 # exp(-SAFE_RANGE) times the smallest bilinear weight float32 resolves (~1e-7) stays far above float32's
 # smallest normal number, so within this range one shift per frame loses no contributor.
@@ -33,15 +34,19 @@ def softmax_splat(features: torch.Tensor, flow: torch.Tensor, metric: torch.Tens
     less than SAFE_RANGE, else by the largest metric among each target's contributors. A pixel that does not
     move and receives nothing else keeps its features bit for bit.
     backend: "auto" (the fused kernel for the tensors' device when it can run, else torch), or one of
-    "torch", "numba" (CPU), "triton" (CUDA, or CPU under TRITON_INTERPRET=1) to force it.
+    "torch", "numba" (CPU), "triton" (CUDA, or CPU under TRITON_INTERPRET=1) to force it. Under "auto" a
+    kernel that fails to compile or launch falls back to torch with one warning (kernels/fallback.py).
     """
     check_shapes(features, flow, metric)
     chosen = pick_backend(checks.choice("backend", backend, BACKENDS), features, flow, metric)
-    if chosen == "torch":
-        return torch_softmax_splat(features, flow, metric)
-    z = metric.to(features.dtype).reshape(metric.shape[0], *flow.shape[-2:])
-    kernel = cpu_kernel if chosen == "numba" else cuda_kernel
-    return kernel.softmax_splat(features, flow.to(features.dtype), z, shifted_exp(z))
+    if chosen != "torch":
+        z = metric.to(features.dtype).reshape(metric.shape[0], *flow.shape[-2:])
+        kernel = cpu_kernel if chosen == "numba" else cuda_kernel
+        fused = fallback.attempt(chosen, lambda: kernel.softmax_splat(features, flow.to(features.dtype), z,
+                                                                      shifted_exp(z)), forced=backend != "auto")
+        if fused is not None:
+            return fused
+    return torch_softmax_splat(features, flow, metric)
 
 
 def shifted_exp(z: torch.Tensor) -> torch.Tensor | None:

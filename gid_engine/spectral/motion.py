@@ -8,11 +8,20 @@ from typing import Iterator
 
 import torch
 
+from .. import checks
 from ..imageops import work_size
 from .volume import DEFAULT_BINS, SpectralVolume, synthesis_weights
 
 # Fields of one chunk stay below this many bytes, so long or large textures never sit in memory whole.
 DEFAULT_CHUNK_BYTES = 256 * 1024 * 1024
+
+# Frame rates and frame counts of everything made of frames (motion textures, loops, loop files): 240 fps is the
+# fastest common display rate (and animated previews store whole milliseconds per frame); 100000 frames is 55
+# minutes at 30 fps. Hosts show these ranges on their inputs.
+FPS = checks.Range(0.1, 240.0)
+FRAMES = checks.Range(1, 100000, whole=True)
+SPEED = checks.Range(0.0, 100.0)
+START_SECONDS = checks.Range(0.0, 3600.0)
 
 
 def trajectories_to_spectral_volume(displacements: torch.Tensor, fps: float, num_bins: int = DEFAULT_BINS,
@@ -106,12 +115,8 @@ class MotionTexture:
         With `calm_start` (looping only), the loop starts, after `start_s`, at its calmest moment, so the
         restart falls where the motion is slowest.
         """
-        if frame_count < 1:
-            raise ValueError(f"frame_count must be at least 1, got {frame_count}")
-        if not (fps > 0 and math.isfinite(fps)):
-            raise ValueError(f"fps must be a positive number, got {fps}")
-        if not math.isfinite(speed) or speed < 0:
-            raise ValueError(f"speed must be zero or positive, got {speed}")
+        frame_count, fps = FRAMES.check("frames", frame_count), FPS.check("fps", fps)
+        speed, start_s = SPEED.check("speed", speed), START_SECONDS.check("start_seconds", start_s)
         k = torch.arange(volume.num_bins, dtype=torch.float64)
         hz = k * volume.fps / volume.period * speed
         rates = hz / fps

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import checks
 from .volume import DEFAULT_BINS, SpectralVolume
 
 # 95th percentile of |N(0, s^2)| is 1.96 s. DC is real (its RMS is all in Re); other bins are
@@ -102,7 +103,12 @@ class FrequencyNormalization:
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
 
-    @classmethod
-    def from_json(cls, text: str) -> "FrequencyNormalization":
-        data = json.loads(text)
-        return cls(tuple(float(s) for s in data["scales"]), int(data["width"]), int(data["period"]))
+    def validate(self) -> "FrequencyNormalization":
+        """Positive scales on a real grid (what formats.read_config checks after reading one)."""
+        if not self.scales:
+            raise ValueError("normalization.scales: expected one scale per frequency bin, got none")
+        for i, scale in enumerate(self.scales):
+            checks.number(f"normalization.scales[{i}]", scale, above=0.0)
+        checks.integer("normalization.width", self.width, minimum=1)
+        checks.integer("normalization.period", self.period, minimum=1)
+        return self

@@ -9,10 +9,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .. import checks
-
-FORMAT_NAME = "gid.spectral_volume"
-FORMAT_VERSION = "1"
+from .. import checks, formats
 
 # Paper's convention (gid-paper-facts §1): 30 fps, a 150-frame window (F_0 = 0 plus 149 future
 # frames), unnormalised forward FFT, bins 0..15 with DC, i.e. 0.2 Hz steps up to 3.0 Hz.
@@ -198,9 +195,9 @@ class SpectralVolume:
 
         path = Path(path)
         coeffs = self.coeffs.detach().to("cpu", torch.complex64)
-        meta = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "fps": repr(float(self.fps)),
-                "period": str(int(self.period)), "layout": "B,K,xy,H,W",
-                "user": json.dumps({**self.metadata, **(extra_metadata or {})})}
+        meta = formats.SPECTRAL_VOLUME.metadata(fps=repr(float(self.fps)), period=str(int(self.period)),
+                                                layout="B,K,xy,H,W",
+                                                user=json.dumps({**self.metadata, **(extra_metadata or {})}))
         save_file({"real": coeffs.real.contiguous(), "imag": coeffs.imag.contiguous()}, str(path), metadata=meta)
         return path
 
@@ -209,18 +206,13 @@ class SpectralVolume:
         """Validated load: a clear ValueError naming the file for anything but a whole, finite GID volume."""
         from safetensors import safe_open
 
-        from ..sources.safetensors_header import read_header
-
         path = Path(path)
         try:
-            header = read_header(path)
-        except OSError as err:
-            raise ValueError(f"cannot read spectral volume {path.name}: {err}") from None
-        except ValueError as err:
+            header = formats.read_header(path)
+        except (OSError, ValueError) as err:
             raise ValueError(f"cannot read spectral volume {path.name}: {err}") from None
         meta = header.metadata
-        if meta.get("format") != FORMAT_NAME:
-            raise ValueError(f"{path.name} is not a GID spectral volume file (format={meta.get('format')!r})")
+        formats.SPECTRAL_VOLUME.check(meta, path.name)
         parts = {key: header.tensors.get(key) for key in ("real", "imag")}
         if None in parts.values() or set(header.tensors) != {"real", "imag"}:
             raise ValueError(f"{path.name}: a spectral volume holds exactly the tensors real and imag, found "

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 
+from .. import formats
 from ..spectral.volume import SpectralVolume
 
-DATASET_FORMAT = "gid.dataset"
 MANIFEST = "manifest.json"
 
 
@@ -52,8 +52,7 @@ def write_pair(path: str | Path, image: torch.Tensor, volume: SpectralVolume, so
                              f"{tuple(frames.shape)} and {times.numel()} times")
         tensors["frames"] = frames.detach().cpu().clamp(0, 1).to(torch.float16).contiguous()
         tensors["frame_times"] = times.contiguous()
-    meta = {"format": "gid.training_pair", "fps": repr(float(volume.fps)), "period": str(volume.period),
-            "source": source}
+    meta = formats.TRAINING_PAIR.metadata(fps=repr(float(volume.fps)), period=str(volume.period), source=source)
     path = Path(path)
     save_file(tensors, str(path), metadata=meta)
     return path
@@ -64,8 +63,7 @@ def read_pair(path: str | Path, device="cpu") -> TrainingPair:
 
     with safe_open(str(path), framework="pt", device="cpu") as f:
         meta = f.metadata() or {}
-        if meta.get("format") != "gid.training_pair":
-            raise ValueError(f"{Path(path).name} is not a GID training pair")
+        formats.TRAINING_PAIR.check(meta, Path(path).name)
         image = f.get_tensor("image").float().to(device)
         coeffs = torch.complex(f.get_tensor("real"), f.get_tensor("imag")).unsqueeze(0).to(device)
         names = set(f.keys())
@@ -84,8 +82,7 @@ class PairDataset(torch.utils.data.Dataset):
         if not manifest.is_file():
             raise FileNotFoundError(f"{self.root} has no {MANIFEST}; build it with python -m gid_engine.data")
         self.manifest = json.loads(manifest.read_text())
-        if self.manifest.get("format") != DATASET_FORMAT:
-            raise ValueError(f"{manifest} is not a GID dataset manifest")
+        formats.DATASET.check(self.manifest, str(manifest))
         self.files = [self.root / s["file"] for s in self.manifest["samples"]]
 
     def __len__(self) -> int:
@@ -104,7 +101,7 @@ def write_manifest(root: str | Path, samples: list[dict], dropped: list[dict], *
     """frames_per_pair: target frames every sample holds for renderer training (0 = none)."""
     path = Path(root) / MANIFEST
     tmp = path.with_name(MANIFEST + ".tmp")
-    tmp.write_text(json.dumps({"format": DATASET_FORMAT, "version": 1, "height": height, "width": width,
+    tmp.write_text(json.dumps({**formats.DATASET.metadata(), "height": height, "width": width,
                                "num_bins": num_bins, "fps": fps, "period": period, "frames_per_pair": frames_per_pair,
                                "samples": samples, "dropped": dropped}, indent=1))
     tmp.replace(path)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-STATE_FORMAT = "gid.train_state"
+from .. import formats
 
 
 def save_state(path: Path, model: torch.nn.Module, ema, optimizer: torch.optim.Optimizer, meta: dict) -> None:
@@ -21,8 +21,8 @@ def save_state(path: Path, model: torch.nn.Module, ema, optimizer: torch.optim.O
     for index, state in opt["state"].items():
         for name, value in state.items():
             tensors[f"optim.{index}.{name}"] = torch.as_tensor(value).detach().cpu().float().contiguous()
-    meta = {"format": STATE_FORMAT, "optim_groups": json.dumps(opt["param_groups"]), "ema_updates": str(ema.updates),
-            **{k: str(v) for k, v in meta.items()}}
+    meta = formats.TRAINING_STATE.metadata(optim_groups=json.dumps(opt["param_groups"]), ema_updates=str(ema.updates),
+                                           **{k: str(v) for k, v in meta.items()})
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata=meta)
     tmp.replace(path)
@@ -34,8 +34,7 @@ def load_state(path: Path) -> tuple[dict, dict, dict, dict]:
 
     with safe_open(str(path), framework="pt", device="cpu") as f:
         meta = f.metadata() or {}
-        if meta.get("format") != STATE_FORMAT:
-            raise ValueError(f"{path} is not a GID training state file")
+        formats.TRAINING_STATE.check(meta, str(path))
         model, ema, state = {}, {}, {}
         for k in f.keys():
             group, rest = k.split(".", 1)

@@ -22,12 +22,13 @@ from pathlib import Path
 import torch
 
 from . import motion
+from .. import devices, formats
 from .dataset import PairDataset
 from .distributed import World, setup
 from .loop import LoopSettings, Phase, cosine_rate, train_phase  # noqa: F401 (cosine_rate: public)
 from .motion import NormalizedPairs, measure_normalization, model_config_for, stage2_config  # noqa: F401
 from .renderer import RendererTriples, renderer_loss
-from .state import STATE_FORMAT, load_state  # noqa: F401
+from .state import load_state  # noqa: F401
 from ..render.learned import save_renderer
 from ..render.learned_model import RENDERER_CONFIGS, LearnedRendererNet, RendererConfig
 from ..sources.ldm.model import CONFIGS, GIDMotionModel, MotionLDMConfig
@@ -156,8 +157,8 @@ class Trainer:
         return path
 
     def model_from(self, meta: dict, weights: dict) -> GIDMotionModel:
-        model = GIDMotionModel(MotionLDMConfig.from_json(meta["config"]),
-                               FrequencyNormalization.from_json(meta["normalization"]))
+        model = GIDMotionModel(formats.read_config(MotionLDMConfig, meta["config"]),
+                               formats.read_config(FrequencyNormalization, meta["normalization"], "normalization"))
         model.load_state_dict(weights)
         return model.to(self.device)
 
@@ -224,11 +225,12 @@ class Trainer:
     def run_renderer(self, index: int, state) -> Path:
         path = self.out / RENDERER_FILE
         if state is not None and state[0]["complete"] == "true":
-            net = LearnedRendererNet(RendererConfig.from_json(state[0]["config"]))
+            net = LearnedRendererNet(formats.read_config(RendererConfig, state[0]["config"], "renderer config"))
             net.load_state_dict(state[1])
             self.say(f"renderer: already complete ({self.state_path('renderer').name})")
         else:
-            config = RendererConfig.from_json(state[0]["config"]) if state is not None else self.cfg.renderer
+            config = (formats.read_config(RendererConfig, state[0]["config"], "renderer config") if state is not None
+                      else self.cfg.renderer)
             torch.manual_seed(self.cfg.seed)
             net = LearnedRendererNet(config).to(self.device)
             if state is not None:
@@ -269,8 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--phases", type=parse_phases, default=MOTION_PHASES,
                         help="motion (vae,stage1,stage2; the default), renderer, all, or a comma list of phases")
     parser.add_argument("--resume", action="store_true", help="continue from the state files in --out")
-    parser.add_argument("--device", default=None, help="torch device (default: cuda when present, else cpu; under "
-                                                       "torchrun each process takes cuda:LOCAL_RANK)")
+    devices.add_argument(parser, "; under torchrun each process takes cuda:LOCAL_RANK")
     parser.add_argument("--workers", type=int, default=0, help="data loader worker processes per training process")
     for phase in PHASES:
         parser.add_argument(f"--{phase}-steps", type=int, default=None, help=f"override the config's {phase} steps")
@@ -305,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     if any(out.glob("state_*.safetensors")) and not args.resume:
         parser.error(f"{out} holds a previous run's state; pass --resume to continue it or choose another --out")
-    world = setup(args.device)
+    world = setup(None if args.device == devices.AUTO else args.device)
     try:
         Trainer(cfg, Path(args.data), out, workers=args.workers, log=lambda text: print(text, flush=True),
                 world=world, phases=args.phases, stop_after=args.stop_after).run()

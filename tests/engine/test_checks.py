@@ -12,7 +12,7 @@ import torch
 from gid_engine import checks
 from gid_engine.sources.base import PriorSource, SavedVolumeSource, builtin_source, split_options
 from gid_engine.sources.checkpoints import load_motion_source
-from gid_engine.sources.safetensors_header import read_header
+from gid_engine.formats import read_header
 from gid_engine.sources.video import AUTO_BINS, VideoMotionOptions, extract_motion, extraction_bytes
 from gid_engine.spectral.volume import SpectralVolume
 
@@ -155,13 +155,14 @@ def test_saved_volumes_with_bad_content_are_refused_by_name(tmp_path) -> None:
 def test_a_tiny_file_claiming_a_huge_model_is_refused_before_anything_is_built(tmp_path) -> None:
     from safetensors.torch import save_file
 
-    from gid_engine.sources.ldm.model import MOTION_MODEL_FORMAT, TINY, GIDMotionModel
+    from gid_engine.formats import MOTION_MODEL
+    from gid_engine.sources.ldm.model import TINY, GIDMotionModel
     from gid_engine.spectral.normalization import FrequencyNormalization
 
     config = json.loads(TINY.to_json())
     config["unet"]["channels"] = 1600
-    meta = {"format": MOTION_MODEL_FORMAT, "version": "1", "config": json.dumps(config),
-            "normalization": FrequencyNormalization.default().to_json(), "sampling": "{}"}
+    meta = MOTION_MODEL.metadata(config=json.dumps(config), normalization=FrequencyNormalization.default().to_json(),
+                                 sampling="{}")
     path = tmp_path / "claims_a_lot.safetensors"
     save_file({"w": torch.zeros(4)}, str(path), metadata=meta)
     assert path.stat().st_size < 4096

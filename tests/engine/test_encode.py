@@ -122,7 +122,7 @@ def test_streaming_writes_chunk_by_chunk(loop, tmp_path) -> None:
 @pytest.mark.parametrize("name, call, message", [
     ("unknown suffix", lambda p: encode.open_loop_writer(p / "x.avi", FPS), r"^output: unknown value 'avi'; allowed: mp4"),
     ("unknown format", lambda p: encode.open_loop_writer(p / "x", FPS, format="mov"), r"^format: unknown value 'mov'"),
-    ("fps 0", lambda p: encode.open_loop_writer(p / "x.mp4", 0), r"^fps: 0.0 is out of range; allowed: > 0"),
+    ("fps 0", lambda p: encode.open_loop_writer(p / "x.mp4", 0), r"^fps: 0.0 is out of range; allowed: >= 0.1 and <= 240"),
     ("fps < 0", lambda p: encode.open_loop_writer(p / "x.webp", -5), r"^fps: -5.0 is out of range"),
     ("fps NaN", lambda p: encode.open_loop_writer(p / "x.gif", float("nan")), r"^fps: expected a finite number, got nan"),
     ("quality", lambda p: encode.open_loop_writer(p / "x.mp4", FPS, quality=101), r"^quality: 101 is out of range"),

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from benchmarks.learned_model import build_dataset
+from gid_engine.formats import read_config
 from gid_engine.sources.checkpoints import load_motion_source
 from gid_engine.sources.ldm.diffusion import (NoiseSchedule, add_noise, classifier_free_guidance, ddim_timesteps, sample_ddim,
                                       universal_guidance)
@@ -325,9 +326,9 @@ def test_checkpoint_round_trip_and_clear_errors(tmp_path):
 def test_config_json_round_trip():
     for name in ("tiny", "paper"):
         config = TRAIN_CONFIGS[name].model
-        assert MotionLDMConfig.from_json(config.to_json()) == config
+        assert read_config(MotionLDMConfig, config.to_json()) == config
     with pytest.raises(ValueError, match="config.unet.num_res_blocks must be a non-negative integer"):
-        MotionLDMConfig.from_json(json.dumps({**json.loads(MICRO.to_json()),
+        read_config(MotionLDMConfig, json.dumps({**json.loads(MICRO.to_json()),
                                               "unet": {**dataclasses.asdict(MICRO.unet), "num_res_blocks": "2"}}))
 
 

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from gid_engine.loops import loop
-from gid_engine.loops.loop import (crossfade_loop, loop_output_bytes, make_loop, resample_loop, rotate_to_picture,
+from gid_engine.loops.loop import (LIMITS, crossfade_loop, loop_output_bytes, make_loop, resample_loop, rotate_to_picture,
                                    seam_ratio)
-from gid_engine.memory import MemoryBudgetError
+from gid_engine.memory import RequestTooLarge
 
 
 def periodic_clip(n=24, h=8, w=10):
@@ -100,19 +100,19 @@ def test_memory_estimate_and_refusal_before_allocating():
     assert loop_output_bytes((8, 10, 3), 12, crossfade=0) == 6 * 12 * frame  # unchanged: only scratch
     assert loop_output_bytes((8, 10, 3), 12, frames_per_loop=36, repeats=2) == (72 + 6 * 36) * frame
     need = loop_output_bytes((8, 10, 3), 12, frames_per_loop=36, repeats=2)
-    out, _ = make_loop(clip, frames_per_loop=36, repeats=2, max_bytes=need)
+    out, _ = make_loop(clip, frames_per_loop=36, repeats=2, budget=lambda asked, device: need)
     assert out.shape[0] == 72
-    with pytest.raises(MemoryBudgetError, match="needs about .* GB but the limit is"):
-        make_loop(clip, frames_per_loop=36, repeats=2, max_bytes=need - 1)
+    with pytest.raises(RequestTooLarge, match="needs about .* GB but only .* GB are free on cpu"):
+        make_loop(clip, frames_per_loop=36, repeats=2, budget=lambda asked, device: need - 1)
     # Against the machine's free memory: a billion frames is refused at once, nothing allocated.
-    with pytest.raises(MemoryBudgetError, match="frames_per_loop or repeats"):
+    with pytest.raises(RequestTooLarge, match="frames_per_loop or repeats"):
+        make_loop(clip, frames_per_loop=LIMITS["frames_per_loop"].maximum, repeats=LIMITS["repeats"].maximum)
+    with pytest.raises(ValueError, match="frames_per_loop: 1000000000 is out of range"):  # beyond the limits
         make_loop(clip, frames_per_loop=10 ** 9)
-    with pytest.raises(MemoryBudgetError):
-        make_loop(clip, repeats=10 ** 9)
 
 
 @pytest.mark.parametrize("key, value, match", [
-    ("crossfade", -7, "crossfade: -7 is out of range"), ("crossfade", 6, "crossfade: 6 frames need a clip of at least 13"),
+    ("crossfade", -7, "crossfade_frames: -7 is out of range"), ("crossfade", 6, "crossfade: 6 frames need a clip of at least 13"),
     ("frames_per_loop", -1, "frames_per_loop: -1 is out of range"), ("repeats", 0, "repeats: 0 is out of range"),
     ("repeats", 1.5, "repeats: expected a whole number"), ("frames_per_loop", float("nan"), "frames_per_loop"),
 ])

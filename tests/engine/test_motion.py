@@ -110,12 +110,14 @@ def test_calm_start_puts_the_wrap_at_the_slowest_step():
 
 
 def test_invalid_motion_parameters():
-    with pytest.raises(ValueError, match="frame_count"):
+    with pytest.raises(ValueError, match="^frames: 0 is out of range"):
         MotionTexture.from_volume(texture_volume(), 0, 30.0)
     with pytest.raises(ValueError, match="fps"):
         MotionTexture.from_volume(texture_volume(), 5, 0.0)
     with pytest.raises(ValueError, match="speed"):
         MotionTexture.from_volume(texture_volume(), 5, 30.0, speed=-1)
+    with pytest.raises(ValueError, match="^fps: 1000.0 is out of range; allowed: >= 0.1 and <= 240"):
+        MotionTexture.from_volume(texture_volume(), 5, 1000.0)
 
 
 def test_mean_magnitude_is_time_average_of_flow_length():

@@ -1,5 +1,7 @@
 import torch
 
+from gid_engine.formats import read_config
+
 from gid_engine.spectral.normalization import FrequencyNormalization
 from gid_engine.spectral.volume import SpectralVolume
 
@@ -60,4 +62,4 @@ def test_scales_follow_the_grid():
     coeffs = torch.zeros(1, 16, 2, 2, 512, dtype=torch.complex64)
     assert torch.allclose(norm.scales_for(SpectralVolume(coeffs)), torch.full((16,), 2.0, dtype=torch.float64))
     text = norm.to_json()
-    assert FrequencyNormalization.from_json(text) == norm
+    assert read_config(FrequencyNormalization, text) == norm

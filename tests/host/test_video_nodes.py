@@ -45,20 +45,20 @@ def test_save_then_load_replays_the_clips_motion_on_another_picture(comfy_host: 
     from gid_engine.spectral.volume import SpectralVolume
 
     prompt = extract_prompt()
+    before = set((comfy_host.output_dir / "gidtest").glob("clip_motion_*.safetensors"))
     prompt["preview"] = {"class_type": "SaveImage", "inputs": {"images": ["extract", 2], "filename_prefix": "gidtest/mp"}}
     entry = comfy_host.run(prompt, timeout=300)
     report = entry["outputs"]["extract"]["gid_video_motion"][0]
     assert report["reference_frame"] == 0 and report["frames_used"] == 48 and report["fps"] == 24.0
     assert report["flow_size"] == [128, 72] and report["reliable_share"] > 0.8
-    saved = entry["outputs"]["save"]["gid_spectral_volumes"][0]
-    path = comfy_host.output_dir / saved["subfolder"] / saved["filename"]
+    path, = set((comfy_host.output_dir / "gidtest").glob("clip_motion_*.safetensors")) - before  # one new file
     volume = SpectralVolume.load(path)
     assert (volume.num_bins, volume.period, volume.fps, volume.height, volume.width) == (16, 48, 24.0, 72, 128)
     assert float(volume.band_amplitude()[0, 1]) > 0.1  # the sway moves in the lowest bins
     preview = comfy_host.download(next(f for f in comfy_host.output_files(entry) if f["node_id"] == "preview"))
     assert Image.open(io.BytesIO(preview)).size == (128, 72)
 
-    name = f"{saved['subfolder']}/{saved['filename']} [output]"
+    name = f"gidtest/{path.name} [output]"
     options = comfy_host.object_info(refresh=True)["GID_LoadSpectralVolume"]["input"]["required"]["file"][1]["options"]
     assert name in options
     small = comfy_host.input_dir / "gid_video_test_other.png"

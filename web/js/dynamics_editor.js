@@ -3,13 +3,9 @@
 // runs carry it), and a live preview plays the response at once, in the page, from the small modal basis the node
 // sent after its last run (physics in dynamics_model.js); the drawing is a backward warp of the picture by the summed
 // mode shapes.
-import { app } from "../../../scripts/app.js";
 import { coordinatesAt, decodeBasis, modeConstants, parseActions } from "./dynamics_model.js";
-import {
-  attachEditor, canvasPoint, chain, clearedContext, containRect, loadImage, setWidgetValue, viewURL,
-} from "./media_widgets.js";
+import { canvasPoint, clearedContext, containRect, loadImage, setWidgetValue, viewURL } from "./media_widgets.js";
 
-const NODE_TYPE = "GID_InteractiveDynamics";
 const EDITOR_HEIGHT = 260;
 const PREVIEW_LONG_SIDE = 256; // the warp runs at this size at most, then is scaled to the node
 const HOLD_AFTER_S = 0.6;
@@ -366,18 +362,3 @@ export function addDynamicsEditor(node) {
   };
   return editor;
 }
-
-app.registerExtension({
-  name: "GID.Dynamics",
-  async beforeRegisterNodeDef(nodeType, nodeData) {
-    if (nodeData.name !== NODE_TYPE) return;
-    attachEditor(nodeType, "gidDynamicsEditor", addDynamicsEditor, 360);
-    chain(nodeType.prototype, "onExecuted", function (message) {
-      const payload = message?.gid_dynamics?.[0];
-      if (!payload || !this.gidDynamicsEditor) return;
-      this.gidDynamicsEditor.setResult(payload, message?.gid_motion?.[0]).catch((err) => {
-        this.gidDynamicsEditor.info.textContent = `preview unavailable: ${err.message}`;
-      });
-    });
-  },
-});

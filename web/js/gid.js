@@ -1,19 +1,24 @@
-// GID node pack, browser side: the spectrum editor on Edit Spectrum, the motion overlay after motion-making nodes,
-// the looping preview on the render nodes, the loop report of Loop Video and Render Loop File, Video To Spectral
-// Volume's report (bins used), and loop files (MP4/WebM) shown as video in both node renderers. Data arrives the
-// ComfyUI way: each node's `ui` output reaches onExecuted; pictures are temp files fetched through /view.
+// GID node pack, browser side, its one extension: the spectrum and dynamics editors and the motion brush on the
+// nodes that have their inputs, and a view for each `ui` payload a node sends (nodes/ui_payloads.py builds them all): motion overlays,
+// looping previews, loop and clip reports, the editors' data, and loop files (MP4/WebM) shown as video in both node
+// renderers. Data arrives the ComfyUI way: each node's `ui` output reaches onExecuted; pictures are temp files
+// fetched through /view.
 import { app } from "../../../scripts/app.js";
 import { attachEditor, chain, showLoopPreview, showMotionOverlay } from "./media_widgets.js";
+import { addDynamicsEditor } from "./dynamics_editor.js";
+import { addMotionBrush, MIN_WIDTH as BRUSH_MIN_WIDTH } from "./motion_brush.js";
 import { addSpectrumEditor } from "./spectrum_editor.js";
 
-const OVERLAY_NODES = new Set(["GID_PredictSpectralVolume", "GID_VideoToSpectralVolume", "GID_EditSpectrum"]);
-const PREVIEW_NODES = new Set(["GID_SoftmaxSplatRender", "GID_LoopVideo"]);
-const EDITOR_NODE = "GID_EditSpectrum";
-const REPORT_NODES = new Set(["GID_LoopVideo", "GID_RenderLoopFile"]);
-const VIDEO_NODE = "GID_VideoToSpectralVolume";
-// Nodes that write a loop file and show it; the Vue node renderer plays a node's output as video only for nodes
-// with a VIDEO input or a previewMediaType of "video", otherwise it shows an MP4 as a broken picture.
-const FILE_NODES = new Set(["GID_SaveLoop", "GID_RenderLoopFile"]);
+// The pack's nodes (their category). Everything below dispatches on what a node declares or sends, never on its name.
+const CATEGORY = "GID";
+// Editors drawn on a node, attached where the node has the input the editor writes.
+const EDITORS = [
+  { input: "edit", key: "gidSpectrumEditor", create: addSpectrumEditor, minWidth: 320 },
+  { input: "actions", key: "gidDynamicsEditor", create: addDynamicsEditor, minWidth: 360 },
+  { input: "motion_brush", key: "gidMotionBrush", create: addMotionBrush, minWidth: BRUSH_MIN_WIDTH },
+];
+// The Vue node renderer plays a node's output as video only for nodes with a VIDEO input or a previewMediaType of
+// "video", otherwise it shows an MP4 as a broken picture.
 const VIDEO_FILE = /\.(mp4|webm)$/i;
 
 function formatLoopReport(report) {
@@ -44,24 +49,45 @@ function showReport(node, text) {
   node.gidReportElement.textContent = text;
 }
 
+// One view per payload key of nodes/ui_payloads.py: view(node, items, message).
+const VIEWS = {
+  // A dynamics payload's editor draws the motion itself.
+  gid_motion: (node, items, message) => message.gid_dynamics || showMotionOverlay(node, items),
+  gid_preview: (node, items) => showLoopPreview(node, items),
+  gid_mobility: (node, [file]) => {
+    if (!file || !node.gidMotionBrush) return;
+    node.gidMotionBrush.setMobility(file).catch((err) => {
+      node.gidMotionBrush.info.textContent = `mobility overlay unavailable: ${err.message}`;
+    });
+  },
+  gid_loop: (node, [report]) => report && showReport(node, formatLoopReport(report)),
+  gid_video_motion: (node, [report]) => report && showReport(node, formatVideoReport(report)),
+  gid_spectrum: (node, [spectrum]) => spectrum && node.gidSpectrumEditor?.setSpectrum(spectrum),
+  gid_dynamics: (node, [payload], message) => {
+    if (!payload || !node.gidDynamicsEditor) return;
+    node.gidDynamicsEditor.setResult(payload, message.gid_motion?.[0]).catch((err) => {
+      node.gidDynamicsEditor.info.textContent = `preview unavailable: ${err.message}`;
+    });
+  },
+  images: (node, [file]) => {
+    if (file?.filename) node.previewMediaType = VIDEO_FILE.test(file.filename) ? "video" : "image";
+  },
+};
+
+function hasInput(nodeData, name) {
+  return Boolean(nodeData.input?.required?.[name] ?? nodeData.input?.optional?.[name]);
+}
+
 app.registerExtension({
   name: "GID.NodeViews",
   async beforeRegisterNodeDef(nodeType, nodeData) {
-    const name = nodeData.name;
-    if (!OVERLAY_NODES.has(name) && !PREVIEW_NODES.has(name) && !REPORT_NODES.has(name) && !FILE_NODES.has(name) &&
-        name !== VIDEO_NODE) return;
-
-    if (name === EDITOR_NODE) attachEditor(nodeType, "gidSpectrumEditor", addSpectrumEditor, 320);
-
+    if (nodeData.category !== CATEGORY) return;
+    for (const editor of EDITORS) {
+      if (hasInput(nodeData, editor.input)) attachEditor(nodeType, editor.key, editor.create, editor.minWidth);
+    }
     chain(nodeType.prototype, "onExecuted", function (message) {
-      const file = message?.images?.[0]?.filename;
-      if (FILE_NODES.has(name) && file) this.previewMediaType = VIDEO_FILE.test(file) ? "video" : "image";
-      if (name === EDITOR_NODE && message?.gid_spectrum?.[0]) this.gidSpectrumEditor?.setSpectrum(message.gid_spectrum[0]);
-      if (OVERLAY_NODES.has(name) && message?.gid_motion) showMotionOverlay(this, message.gid_motion);
-      if (PREVIEW_NODES.has(name) && message?.gid_preview) showLoopPreview(this, message.gid_preview);
-      if (REPORT_NODES.has(name) && message?.gid_loop?.[0]) showReport(this, formatLoopReport(message.gid_loop[0]));
-      if (name === VIDEO_NODE && message?.gid_video_motion?.[0]) {
-        showReport(this, formatVideoReport(message.gid_video_motion[0]));
+      for (const [key, view] of Object.entries(VIEWS)) {
+        if (Array.isArray(message?.[key])) view(this, message[key], message);
       }
     });
   },

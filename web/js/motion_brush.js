@@ -4,16 +4,14 @@
 // the editor reads it on every draw and writes a whole new value per stroke, so saving, copying and API-format runs
 // carry the brush. The picture comes from the node feeding the image input (Load Image's file, or what that node
 // shows after a run); after a run the node's mobility overlay can be shown under the strokes.
-import { app } from "../../../scripts/app.js";
 import {
-  attachEditor, canvasPoint, chain, clearedContext, containRect, loadImage, setWidgetValue, upstreamPictureURL, viewURL,
+  canvasPoint, chain, clearedContext, containRect, loadImage, setWidgetValue, upstreamPictureURL, viewURL,
 } from "./media_widgets.js";
 
-const NODE_TYPE = "GID_PredictSpectralVolume";
 const WIDGET_NAME = "motion_brush";
 const EDITOR_HEIGHT = 300;
 const CANVAS_MIN_HEIGHT = 180;
-const MIN_WIDTH = 380;
+export const MIN_WIDTH = 380;
 export const RADIUS_MIN = 0.005;
 export const RADIUS_MAX = 0.5;
 export const STRENGTH_MAX = { moves: 1, still: 1, direction: 4 };
@@ -679,6 +677,10 @@ export function addMotionBrush(node) {
     hideOnZoom: false,
     getMinHeight: () => EDITOR_HEIGHT,
   });
+  // A new link into the image input brings a new picture.
+  chain(node, "onConnectionsChange", function () {
+    editor.refreshPicture();
+  });
   // A value typed into the field (or set by a loaded workflow) shows at once.
   const callback = brushWidget.callback;
   brushWidget.callback = function () {
@@ -688,21 +690,3 @@ export function addMotionBrush(node) {
   };
   return editor;
 }
-
-app.registerExtension({
-  name: "GID.MotionBrush",
-  async beforeRegisterNodeDef(nodeType, nodeData) {
-    if (nodeData.name !== NODE_TYPE) return;
-    attachEditor(nodeType, "gidMotionBrush", addMotionBrush, MIN_WIDTH);
-    chain(nodeType.prototype, "onConnectionsChange", function () {
-      this.gidMotionBrush?.refreshPicture();
-    });
-    chain(nodeType.prototype, "onExecuted", function (message) {
-      const file = message?.gid_mobility?.[0];
-      if (!file || !this.gidMotionBrush) return;
-      this.gidMotionBrush.setMobility(file).catch((err) => {
-        this.gidMotionBrush.info.textContent = `mobility overlay unavailable: ${err.message}`;
-      });
-    });
-  },
-});

@@ -12,19 +12,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ... import checks
+from ... import checks, formats
 from ...spectral.motion import synthesis_basis
 from ...spectral.normalization import FrequencyNormalization
 from ...spectral.volume import DEFAULT_BINS, DEFAULT_FPS, DEFAULT_PERIOD, SpectralVolume
 from ..base import split_options, volume_bytes
-from ..safetensors_header import read_header
 from .diffusion import (NoiseSchedule, classifier_free_guidance, noise_from_v, sample_ddim, universal_guidance,
                         v_target)
 from .unet import MotionUNet, UNetConfig
 from .vae import SliceVAE, VAEConfig
 
-MOTION_MODEL_FORMAT = "gid.motion_ldm"
-FORMAT_VERSION = "1"
 WEIGHT_DTYPES = ("F32", "F16", "BF16")
 
 # Sane limits of a checkpoint's config, checked before anything is built (the paper config: 160x256, U-Net 224
@@ -100,49 +97,6 @@ class MotionLDMConfig:
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> "MotionLDMConfig":
-        """Parse and check a config; unknown or missing keys and wrong types are errors that name the key."""
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"model config is not JSON: {err}") from None
-        return _build(cls, data, "config").validate()
-
-
-def _build(cls, data, where: str):
-    if not isinstance(data, dict):
-        raise ValueError(f"{where} must be an object, got {type(data).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = set(data) - set(fields)
-    if unknown:
-        raise ValueError(f"{where} has unknown keys: {', '.join(sorted(unknown))}")
-    values = {}
-    for name, field in fields.items():
-        if name not in data:
-            raise ValueError(f"{where}.{name} is missing")
-        default = field.default
-        value = data[name]
-        if dataclasses.is_dataclass(default):
-            values[name] = _build(type(default), value, f"{where}.{name}")
-        elif isinstance(default, bool):
-            if not isinstance(value, bool):
-                raise ValueError(f"{where}.{name} must be true or false, got {value!r}")
-            values[name] = value
-        elif isinstance(default, tuple):
-            if not isinstance(value, list) or not all(isinstance(v, int) and v >= 0 for v in value):
-                raise ValueError(f"{where}.{name} must be a list of non-negative integers, got {value!r}")
-            values[name] = tuple(value)
-        elif isinstance(default, int):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"{where}.{name} must be a non-negative integer, got {value!r}")
-            values[name] = value
-        else:
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-                raise ValueError(f"{where}.{name} must be a number, got {value!r}")
-            values[name] = float(value)
-    return cls(**values)
 
 
 TINY = MotionLDMConfig(
@@ -364,10 +318,9 @@ class GIDMotionModel(nn.Module):
         from safetensors.torch import save_file
 
         tensors = {key: value.detach().to("cpu", torch.float32).contiguous() for key, value in self.state_dict().items()}
-        meta = {"format": MOTION_MODEL_FORMAT, "version": FORMAT_VERSION, "config": self.config.to_json(),
-                "normalization": self.normalization.to_json(), "name": self.name,
-                "sampling": json.dumps(dataclasses.asdict(self.sampling)),
-                **{k: str(v) for k, v in (extra_metadata or {}).items()}}
+        meta = formats.MOTION_MODEL.metadata(config=self.config.to_json(), normalization=self.normalization.to_json(),
+                                             name=self.name, sampling=json.dumps(dataclasses.asdict(self.sampling)),
+                                             **{k: str(v) for k, v in (extra_metadata or {}).items()})
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
         save_file(tensors, str(tmp), metadata=meta)
@@ -382,20 +335,13 @@ class GIDMotionModel(nn.Module):
         from safetensors import safe_open
 
         path = Path(path)
-        header = read_header(path)
+        header = formats.MOTION_MODEL.read(path)
         meta = header.metadata
-        if meta.get("format") != MOTION_MODEL_FORMAT:
-            raise ValueError(f"{path.name} is not a GID motion model (format={meta.get('format')!r})")
-        if meta.get("version") != FORMAT_VERSION:
-            raise ValueError(f"{path.name}: motion model format version {meta.get('version')!r} is not supported "
-                             f"(this pack reads version {FORMAT_VERSION})")
         try:
-            config = MotionLDMConfig.from_json(meta.get("config", ""))
-            normalization = FrequencyNormalization.from_json(meta.get("normalization", ""))
-            for i, scale in enumerate(normalization.scales):
-                checks.number(f"normalization.scales[{i}]", scale, above=0.0)
-            sampling = SamplingOptions(**json.loads(meta.get("sampling", "{}"))).check()
-        except (ValueError, KeyError, TypeError) as err:
+            config = formats.read_config(MotionLDMConfig, meta.get("config", ""), "config")
+            normalization = formats.read_config(FrequencyNormalization, meta.get("normalization", ""), "normalization")
+            sampling = formats.read_config(SamplingOptions, meta.get("sampling", "{}"), "sampling", defaults=True)
+        except ValueError as err:
             raise ValueError(f"{path.name} has a bad model config: {err}") from None
         with torch.device("meta"):
             model = cls(config, normalization, name=meta.get("name") or path.stem)
