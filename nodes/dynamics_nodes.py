@@ -1,6 +1,8 @@
 """InteractiveDynamics: pull or flick points of the picture and get the spring-back as a motion texture."""
 from __future__ import annotations
 
+import logging
+
 from comfy_api.latest import io
 
 from ..gid_engine.dynamics.actions import parse_actions
@@ -72,7 +74,10 @@ class InteractiveDynamics(io.ComfyNode):
             bridge.check_image("image", image)
         volume = spectral_volume.to(bridge.compute_device())
         motion = simulate(volume, parsed, controls)
-        ui = {"gid_dynamics": [{**basis_preview(volume, controls), **picture_file(image, volume)}],
+        for note in motion.notes:  # actions their point could not follow (also shown on the node's editor)
+            logging.warning("GID Interactive Dynamics: %s", note)
+        ui = {"gid_dynamics": [{**basis_preview(volume, controls), **picture_file(image, volume),
+                                "notes": list(motion.notes)}],
               **motion_overlay_ui(volume, image)}
         return io.NodeOutput(motion.replace(volume=volume.to(bridge.output_device())), controls.fps, ui=ui)
 

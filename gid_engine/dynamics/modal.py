@@ -110,13 +110,17 @@ class ModalBasis:
         rank = max(1, math.ceil(LIVELY_QUANTILE * amp.shape[1]))
         return amp.kthvalue(rank, dim=1).values.to(torch.float64)
 
+    def reach_per_px(self) -> torch.Tensor:
+        """Pixels of reach per pixel of motion amplitude [B]: REACH of the long side for the liveliest parts
+        (0 for a picture without motion)."""
+        lively = self.lively()
+        return torch.where(lively > 0, REACH * max(self.volume.height, self.volume.width) / lively.clamp(min=1e-12),
+                           torch.zeros_like(lively))
+
     def reach(self, point: tuple[float, float]) -> torch.Tensor:
-        """How far the point can be pulled [B] (pixels): REACH of the long side times how much it moves
-        compared with the picture's liveliest parts (0 where nothing moves)."""
+        """How far the point can be pulled [B] (pixels): in proportion to how much it moves (0 where still)."""
         moves = self.at(point).pow(2).sum(dim=(1, 2)).sqrt()
-        lively = self.lively().to(moves.device)
-        share = torch.where(lively > 0, moves / lively.clamp(min=1e-12), torch.zeros_like(moves))
-        return REACH * max(self.volume.height, self.volume.width) * share
+        return self.reach_per_px().to(moves.device) * moves
 
     def solve(self, point: tuple[float, float], target: tuple[float, float]) -> torch.Tensor:
         """Modal coordinates [B, M] (float64) of the force at `point` that moves it by `target` (pixels):

@@ -34,6 +34,8 @@ DAMPING_MODELS = ("rayleigh", "per_mode")
 CRITICAL_BAND = 1e-6
 # Samples of a flicked point's swing over the slowest mode's period (to keep it within its reach).
 SWING_SAMPLES = 256
+# A point that follows less than this share of an action gets a note ("this point can move about N px").
+FOLLOWS = 0.9
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,16 +112,18 @@ def _smoothstep(u: torch.Tensor) -> torch.Tensor:
 
 @dataclasses.dataclass(frozen=True)
 class Amount:
-    """What one action does to its object's modes: coordinates (a pull) or velocities (a flick) [B, M], the
-    point's reach [B] and how far the unlimited action would have moved (pull) or swung (flick) it [B]."""
+    """What one action does to its object's modes: coordinates (a pull) or velocities (a flick) [B, M]; the point's
+    reach [B]; how far the action moves (pull) or swings (flick) the point [B], and how far the user asked [B]."""
 
     modal: torch.Tensor
     reach: torch.Tensor
+    moved: torch.Tensor
     asked: torch.Tensor
 
     @property
-    def limited(self) -> torch.Tensor:
-        return self.asked > self.reach * (1 + 1e-9)
+    def short(self) -> torch.Tensor:
+        """[B] whether the point follows clearly less than asked (what the user should be told)."""
+        return self.moved < FOLLOWS * self.asked
 
 
 def point_swing(phi: torch.Tensor, omega: torch.Tensor, zeta: torch.Tensor, velocities: torch.Tensor) -> torch.Tensor:
@@ -138,29 +142,31 @@ def action_amount(action: Action, basis: ModalBasis, controls: Controls) -> Amou
     modal = basis.solve(action.at, target)
     phi = basis.at(action.at)
     if action.kind == "pull":
-        asked = (phi @ modal.unsqueeze(-1)).squeeze(-1).norm(dim=-1)
+        unlimited = (phi @ modal.unsqueeze(-1)).squeeze(-1).norm(dim=-1)
+        asked = torch.full_like(unlimited, math.hypot(*target))
     else:
         omega, zeta = mode_frequencies(basis, controls)
-        asked = point_swing(phi, omega.to(phi.device), zeta.to(phi.device), modal)
-    reach = basis.reach(action.at).to(asked.device)
-    limit = torch.where(asked > reach, reach / asked.clamp(min=1e-300), torch.ones_like(asked))
-    return Amount(modal * limit[:, None], reach, asked)
+        unlimited = point_swing(phi, omega.to(phi.device), zeta.to(phi.device), modal)
+        # A flick on a point that cannot move is asked to move it at all.
+        asked = torch.where(unlimited > 0, unlimited, torch.full_like(unlimited, math.hypot(*target) > 0))
+    reach = basis.reach(action.at).to(unlimited.device)
+    limit = torch.where(unlimited > reach, reach / unlimited.clamp(min=1e-300), torch.ones_like(unlimited))
+    return Amount(modal * limit[:, None], reach, torch.minimum(unlimited, reach), asked)
 
 
 def reach_notes(actions: list[Action], amounts: list[Amount]) -> tuple[str, ...]:
     """What the user should know about actions their point could not follow (one line each)."""
     notes = []
     for index, (action, amount) in enumerate(zip(actions, amounts)):
-        for b in torch.nonzero(amount.limited).flatten().tolist():
+        for b in torch.nonzero(amount.short).flatten().tolist():
             where = f"actions[{index}]" + (f" on picture {b}" if amount.reach.numel() > 1 else "")
-            reach, asked = float(amount.reach[b]), float(amount.asked[b])
-            length = math.hypot(*action.vector)
+            can = f"{where}: this point can move about {float(amount.moved[b]):.1f} px"
             if action.kind == "pull":
-                notes.append(f"{where}: this point can move about {reach:.1f} px; the pull of {length:.1f} px "
-                             f"was shortened to that")
+                notes.append(f"{can}; it was pulled {float(amount.asked[b]):.1f} px")
             else:
-                notes.append(f"{where}: this point can move about {reach:.1f} px; the flick of {length:.0f} px/s "
-                             f"would swing it {asked:.1f} px, so it was slowed to {length * reach / asked:.0f} px/s")
+                length = math.hypot(*action.vector)
+                notes.append(f"{can}; the flick of {length:.0f} px/s would swing it {float(amount.asked[b]):.1f} px, "
+                             f"so it was slowed to {length * float(amount.moved[b] / amount.asked[b]):.0f} px/s")
     return tuple(notes)
 
 
@@ -254,7 +260,7 @@ def simulate(volume: SpectralVolume, actions: list[Action], controls: Controls |
     _, x, _, amounts = modal_state(volume, actions, controls, times)
     # Real coordinates -> Eq. 6's complex q_k = (2/period) (x_re - i x_im); DC gets no weight.
     scale = 2.0 / volume.period
-    pairs = x.reshape(*x.shape[:3], -1, 2) * scale
+    pairs = x.reshape(*x.shape[:3], volume.num_bins - 1, 2) * scale
     weights = torch.zeros(*x.shape[:3], volume.num_bins, dtype=torch.complex128, device=x.device)
     weights[..., 1:] = torch.complex(pairs[..., 0], -pairs[..., 1])
     zeros = torch.zeros(volume.num_bins, dtype=torch.float64)
