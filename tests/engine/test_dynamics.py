@@ -147,7 +147,7 @@ def test_a_pull_moves_the_pulled_object_and_leaves_the_far_picture_still(name):
             length = float(field[:, y, x].norm()) / math.hypot(*pull)
             cosine = float(field[:, y, x] @ torch.tensor(pull, dtype=torch.float64)) / (
                 float(field[:, y, x].norm()) * math.hypot(*pull))
-            good += abs(length - 1) < 0.2 and cosine > 0.97
+            good += abs(length - 1) < 0.25 and cosine > 0.95
             # beyond a quarter of the width: still, up to a little at its edge where the window ends
             assert float(field.norm(dim=0)[far].median()) < 0.01 * math.hypot(*pull)
             assert float(field.norm(dim=0)[far].max()) < 0.15 * math.hypot(*pull)
