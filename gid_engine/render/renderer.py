@@ -164,9 +164,10 @@ def draw_stretched_surface(estimate: torch.Tensor, alpha: torch.Tensor, coverage
         return estimate
     features, belief, stretch, first_stretch = surface_points(picture[:, :4], flow)
     front = _ramp(depth.to(torch.float64) - features[:, 3:4], *FRONT_GAP)
-    magnified = 1 - _ramp(stretch, *MAGNIFIED)
-    candidate = (alpha < 1) | (first_stretch >= MAGNIFIED[0])
-    take = belief * front * torch.maximum(1 - alpha.to(torch.float64), magnified) * candidate
+    # Magnified at s and at the first guess: 0 wherever the first guess is not magnified, so pixels that are no
+    # holes and whose first guess is not magnified keep the splat and need no Newton steps.
+    magnified = 1 - _ramp(torch.minimum(stretch, first_stretch), *MAGNIFIED)
+    take = belief * front * torch.maximum(1 - alpha.to(torch.float64), magnified)
     return (estimate + (features[:, :3] - estimate) * take).to(estimate.dtype)
 
 
@@ -306,8 +307,9 @@ class SplatRenderer:
         features = F.pad(torch.cat([image, metric.to(image.dtype)], dim=1), pad, mode="replicate")
         features = torch.cat([features, F.pad(torch.ones_like(image[:, :1]), pad)], dim=1)
         z = features[:, 3].contiguous()
+        surface = (SURFACE_STEPS, *SURFACE_RESIDUAL, *SURFACE_STRETCH, *FRONT_GAP, *MAGNIFIED)
         return cpu_render.render_frames(features, z, shifted_exp(z), flow, margin, self.still_below_px,
-                                        BORDER_TRUST, self.background_preference)
+                                        BORDER_TRUST, self.background_preference, surface)
 
 
 def render_chunks(renderer: Renderer, image: torch.Tensor, motion: MotionTexture, *,
