@@ -251,3 +251,15 @@ def test_a_disocclusion_is_still_filled_from_what_lies_behind(backend, monkeypat
     monkeypatch.setattr(render, "draw_stretched_surface", lambda estimate, *_: estimate)
     fill_only = SplatRenderer(backend="torch").render_chunk(image, flow[None], metric)[0, 0]
     assert torch.allclose(frame[:, :, 6:14], fill_only[:, :, 6:14], atol=1e-5)
+
+
+from test_splat import triton_interpreter  # noqa: E402,F401 (fixture: the Triton kernels under the interpreter)
+
+
+def test_the_triton_renderer_draws_a_stretched_surface_as_the_torch_one(triton_interpreter):  # noqa: F811
+    image, flow, truth, (lo, hi) = stretched_stripes()
+    metric = flow.norm(dim=1, keepdim=True) * 0.5
+    triton = SplatRenderer(backend="triton").render_chunk(image, flow[None], metric)[0, 0, 0]
+    reference = SplatRenderer(backend="torch").render_chunk(image, flow[None], metric)[0, 0, 0]
+    assert (triton - reference).abs().max() < 1e-5
+    assert float((triton[:, lo:hi].double() - truth[lo:hi]).abs().max()) < 0.03
