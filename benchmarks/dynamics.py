@@ -48,7 +48,7 @@ from gid_engine.spectral.volume import SpectralVolume  # noqa: E402
 
 PULL_SHARE = 0.04  # pull length, of the width
 FAR_SHARE = 0.25  # "far" from the point: farther than this share of the width
-RING_FRAMES = 36
+RING_FRAMES = 24
 MOVED_PX = 1.0  # the moved region: displacement of at least this many pixels
 
 
@@ -148,6 +148,7 @@ def pulls(size: int, points: int) -> dict:
                 "tearing": laplacian_ratio(frames[0], image, moved) if moved.any() else 1.0,
                 "tearing_without_redraw": laplacian_ratio(plain_frame, image, moved) if moved.any() else 1.0,
                 "notes": list(motion.notes)})
+            print("  " + json.dumps(rows[-1]), file=sys.stderr, flush=True)  # progress: a row per pull
     followed = np.array([r["followed"] for r in rows])
     cosine = np.array([r["cosine"] for r in rows])
     return {"pulls": len(rows), "pictures": len({r["picture"] for r in rows}),
@@ -331,14 +332,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     size = (args.size, round(args.size * 9 / 16))
     result = {"threads": torch.get_num_threads(), "size": args.size}
-    for name, run in (("pulls", lambda: pulls(args.size, args.points)), ("stretch", lambda: stretch(args.size)),
+    for name, run in (("stretch", lambda: stretch(args.size)), ("pulls", lambda: pulls(args.size, args.points)),
                       ("linearity", linearity),
                       ("decay", decay), ("energy", energy), ("still", lambda: still_regions(size)),
                       ("speed", lambda: speed(size))):
         figures = run()
         result[name] = figures
         print(f"{name}: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                                      for k, v in figures.items() if k not in ("rows", "cases")))
+                                      for k, v in figures.items() if k not in ("rows", "cases")), flush=True)
     if args.json:
         print(json.dumps(result))
     return 0
