@@ -245,6 +245,7 @@ if cpu.numba is not None:
         levels = len(lv_h)
         need = np.zeros(frames, dtype=np.int64)
         holes = np.zeros(frames, dtype=np.bool_)
+        magnified = np.zeros(frames)
         top_weight = np.zeros(frames)
         for frame in prange(frames):
             f = np.int64(frame)  # prange's index is unsigned; mixing it with ints would type as float
@@ -280,6 +281,21 @@ if cpu.numba is not None:
                     any_hole |= alpha < 1
                     canvas[t, 5] = alpha
             holes[f] = any_hole
+            # A bound on how much the map magnifies anywhere in the frame: within a cell the Jacobian's entries are
+            # blends of the cell's edge differences, so each row sum of |Jacobian| is at most the largest |1 + d|
+            # plus the largest |d'| over all edges. Below MAGNIFIED's first factor and without holes, no pixel takes
+            # the surface.
+            a_max, b_max, c_max, d_max = 1.0, 0.0, 0.0, 1.0  # the padding (replicated flow) has differences 0
+            for y in range(h):
+                for x in range(w):
+                    fx0, fy0, _ = _source(flow[f], y + margin, x + margin, margin, h, w, still2)
+                    fx1, fy1, _ = _source(flow[f], y + margin, x + margin + 1, margin, h, w, still2)
+                    fx2, fy2, _ = _source(flow[f], y + margin + 1, x + margin, margin, h, w, still2)
+                    a_max = max(a_max, abs(1 + np.float64(fx1) - fx0))
+                    b_max = max(b_max, abs(np.float64(fx2) - fx0))
+                    c_max = max(c_max, abs(np.float64(fy1) - fy0))
+                    d_max = max(d_max, abs(1 + np.float64(fy2) - fy0))
+            magnified[f] = max(a_max + b_max, c_max + d_max)
             depth_scale = max(depth_scale, 1e-6)
             # The background-preferring fill weight replaces the coverage in column 6.
             any_empty = False
@@ -324,10 +340,7 @@ if cpu.numba is not None:
             coarse = pyr[f, off[1]:]
             hc, wc = lv_h[min(1, levels - 1)], lv_w[min(1, levels - 1)]
             scale_y, scale_x = np.float32(hc) / np.float32(hp), np.float32(wc) / np.float32(wp)
-            moving = False
-            for y in range(h):
-                for x in range(w):
-                    moving |= flow[f, 0, y, x] != 0 or flow[f, 1, y, x] != 0
+            redraw = holes[f] or magnified[f] > surface[7]  # else _surface_take is 0 for every pixel
             for y in range(h):
                 y0, y1, ly = _source_index(y + margin, scale_y, hc)
                 for x in range(w):
@@ -345,7 +358,7 @@ if cpu.numba is not None:
                         v0 = v0 * alpha + (v0 * own * trust + up0 * (1 - trust)) * (1 - alpha)
                         v1 = v1 * alpha + (v1 * own * trust + up1 * (1 - trust)) * (1 - alpha)
                         v2 = v2 * alpha + (v2 * own * trust + up2 * (1 - trust)) * (1 - alpha)
-                    if moving:
+                    if redraw:
                         take, sx, sy = _surface_take(
                             features[p], flow[f], np.float64(x + margin), np.float64(y + margin), alpha,
                             np.float64(canvas[t, 3]), margin, h, w, hp, wp, still2, int(surface[0]), surface[1],
