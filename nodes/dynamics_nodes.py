@@ -1,6 +1,8 @@
 """InteractiveDynamics: pull or flick points of the picture and get the spring-back as a motion texture."""
 from __future__ import annotations
 
+import logging
+
 from comfy_api.latest import io
 
 from ..gid_engine.dynamics.actions import MAX_ACTIONS, parse_actions, pulls_from_paths
@@ -84,8 +86,10 @@ class InteractiveDynamics(io.ComfyNode):
                              f"{MAX_ACTIONS}")
         volume = spectral_volume.to(bridge.compute_device())
         motion = simulate(volume, parsed, controls)
+        for note in motion.notes:  # actions their point could not follow (also shown on the node's editor)
+            logging.warning("GID Interactive Dynamics: %s", note)
         return io.NodeOutput(motion.replace(volume=volume.to(bridge.output_device())), controls.fps,
-                             ui=dynamics_ui(volume, controls, image))
+                             ui=dynamics_ui(volume, controls, image, motion.notes))
 
 
 def drawn_pulls(volume: SpectralVolume, controls: Controls, image, path, tracks) -> list:

@@ -130,10 +130,11 @@ def spectrum_ui(before: SpectralVolume, edited: SpectralVolume) -> dict:
     return {"gid_spectrum": spectrum_report(before, edited), **motion_overlay_ui(edited)}
 
 
-def dynamics_ui(volume: SpectralVolume, controls: Controls, image: torch.Tensor | None) -> dict:
-    """{"gid_dynamics": [the modal basis preview, and the first picture as a temp PNG for the editor to warp]}
-    and the volume's overlay (the editor draws it too)."""
-    payload = basis_preview(volume, controls)
+def dynamics_ui(volume: SpectralVolume, controls: Controls, image: torch.Tensor | None,
+                notes: tuple[str, ...] | list[str] = ()) -> dict:
+    """{"gid_dynamics": [the modal basis preview, the notes on actions their point could not follow, and the first
+    picture as a temp PNG for the editor to warp]} and the volume's overlay (the editor draws it too)."""
+    payload = {**basis_preview(volume, controls), "notes": list(notes)}
     if image is not None:
         picture = shrunk(image[:1].permute(0, 3, 1, 2), preview_size(image.shape[1], image.shape[2]))
         filename, subfolder = save_temp_pictures("gid_dynamics", picture.permute(0, 2, 3, 1), ".png")

@@ -88,6 +88,8 @@ def run(args) -> int:
     path = write_animation(frames, args.output, controls.fps, quality=quality)
     released = motion.fields(0, 1)[0, 0]
     px, py = min(int(at[0] * w), w - 1), min(int(at[1] * h), h - 1)
+    for note in motion.notes:
+        print(f"note: {note.replace('actions[0]', f'--{kind}')}", file=sys.stderr)
     print(f"wrote {path} ({frames.shape[0]} frames, {w}x{h}, {controls.fps:g} fps; the point moved "
           f"({float(released[0, py, px]):.1f}, {float(released[1, py, px]):.1f}) px at release; "
           f"{time.perf_counter() - started:.1f} s)")

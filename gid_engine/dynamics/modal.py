@@ -7,15 +7,22 @@ omega_k = 2 pi k fps / period. With real modal coordinates x, the displacement i
 which is Eq. 6 with complex modal coordinates. The 2/period factor makes x = 1 reproduce the bin's own
 displacement amplitude, so every mode has unit mass and stiffness omega^2.
 
-Pulled state (least squares): the modal coordinates for "point p moved by d" are the minimum-norm solution
-of Phi(p) x = d (Phi(p) is the 2 x M matrix of mode shapes at p), with a small Tikhonov term:
-    x = Phi(p)^T (Phi(p) Phi(p)^T + lambda^2 I)^-1 d.
-Over time the volume's own motion has covariance Cov(D(q), D(p)) = 1/2 Phi(q) Phi(p)^T, so the pulled field
-Phi(q) x is the linear regression of the displacement at q on the displacement at p: every pixel follows
-as strongly as it moved together with p in the spectral volume, pixels that never move stay exactly still.
-lambda = REGULARISATION x the 95th percentile of the per-pixel motion amplitude keeps pulls on nearly still
-points from blowing up the whole picture (the coordinates stay below |d| / (2 lambda)); where a point moves
-at least a tenth as much as the picture's moving parts in the pulled direction, it lands within 4 % of d.
+Modes belong to objects: the volume's modes span the whole picture (every bin moves every object a little), so
+a pull answered by them moves everything. The modes of the object at p are the volume's modes restricted to its
+neighbourhood, phi_m(q) g_p(q), with g_p a Gaussian window of radius OBJECT_RADIUS of the long side around p
+(g_p(p) = 1): pixels near p that move with p follow, pixels that do not move stay, the far picture stays still.
+
+Pulled state (a force at p, Davis et al. 2015): a force F at p drives each mode in proportion to how it moves there,
+x = Phi(p)^T F, so the response is large where the modes that move p move and zero where nothing moves. F is
+the force that puts p where the user dragged it: Phi(p) Phi(p)^T F = d' (a 2 x 2 solve), with a Tikhonov term of
+DIRECTION_FLOOR^2 of the trace, so a direction in which p hardly moves is followed only partly instead of
+blowing the coordinates up. Over time the volume's own motion has covariance Cov(D(q), D(p)) = 1/2 Phi(q)
+Phi(p)^T, so the pulled field Phi(q) x is the regression of the motion at q on the motion at p.
+
+Reach: a point can be pulled as far as its object moves: REACH of the long side for points moving as much as
+the picture's liveliest parts (the 95th percentile of the motion amplitude), proportionally less for points that
+move less, nothing for still points. A longer pull is shortened to the reach (d' = d * reach / |d|), and the
+node and the CLI say so; a flick whose swing would exceed the reach is slowed alike (simulate.py).
 """
 from __future__ import annotations
 
@@ -26,7 +33,24 @@ import torch
 
 from ..spectral.volume import SpectralVolume
 
-REGULARISATION = 0.02
+# Radius (Gaussian sigma) of a pulled object's window, as a fraction of the picture's long side.
+OBJECT_RADIUS = 0.1
+# How far the liveliest parts of a picture can be pulled, as a fraction of its long side.
+REACH = 0.1
+# Directions in which a point moves less than this share of its overall motion are followed only partly.
+DIRECTION_FLOOR = 0.1
+# The liveliest parts: this quantile of the per-pixel motion amplitude.
+LIVELY_QUANTILE = 0.95
+
+
+def object_window(height: int, width: int, point: tuple[float, float], device=None,
+                  dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """g_p [H, W]: the window of the object at `point` (fractions; pixel centres at (i + 0.5) / size), a Gaussian
+    of radius OBJECT_RADIUS of the long side, 1 at the point. The same shape at any resolution."""
+    sigma = OBJECT_RADIUS * max(height, width)
+    xs = (torch.arange(width, device=device, dtype=dtype) + 0.5 - point[0] * width) / sigma
+    ys = (torch.arange(height, device=device, dtype=dtype) + 0.5 - point[1] * height) / sigma
+    return torch.exp(-0.5 * ys * ys)[:, None] * torch.exp(-0.5 * xs * xs)[None, :]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,24 +104,40 @@ class ModalBasis:
             total += self.volume.coeffs[:, k].abs().float().pow(2).sum(dim=1)
         return total.sqrt() * self.scale
 
-    def regularisation(self) -> torch.Tensor:
-        """lambda per picture [B] (pixels): a fraction of the 95th-percentile motion amplitude."""
+    def lively(self) -> torch.Tensor:
+        """Motion amplitude of the picture's liveliest parts [B] (pixels, float64): the LIVELY_QUANTILE."""
         amp = self.amplitude().flatten(1)
-        rank = max(1, math.ceil(0.95 * amp.shape[1]))
-        return amp.kthvalue(rank, dim=1).values.to(torch.float64) * REGULARISATION
+        rank = max(1, math.ceil(LIVELY_QUANTILE * amp.shape[1]))
+        return amp.kthvalue(rank, dim=1).values.to(torch.float64)
+
+    def reach_per_px(self) -> torch.Tensor:
+        """Pixels of reach per pixel of motion amplitude [B]: REACH of the long side for the liveliest parts
+        (0 for a picture without motion)."""
+        lively = self.lively()
+        return torch.where(lively > 0, REACH * max(self.volume.height, self.volume.width) / lively.clamp(min=1e-12),
+                           torch.zeros_like(lively))
+
+    def reach(self, point: tuple[float, float]) -> torch.Tensor:
+        """How far the point can be pulled [B] (pixels): in proportion to how much it moves (0 where still)."""
+        moves = self.at(point).pow(2).sum(dim=(1, 2)).sqrt()
+        return self.reach_per_px().to(moves.device) * moves
 
     def solve(self, point: tuple[float, float], target: tuple[float, float]) -> torch.Tensor:
-        """Modal coordinates [B, M] (float64) whose displacement at `point` is closest to `target` (pixels)."""
+        """Modal coordinates [B, M] (float64) of the force at `point` that moves it by `target` (pixels):
+        x = Phi^T F with (Phi Phi^T + DIRECTION_FLOOR^2 tr(Phi Phi^T) I) F = target. Not limited to the reach."""
         phi = self.at(point)  # [B, 2, M]
-        lam = self.regularisation().to(phi.device)
-        gram = phi @ phi.transpose(1, 2) + (lam ** 2)[:, None, None] * torch.eye(2, dtype=phi.dtype, device=phi.device)
+        gram = phi @ phi.transpose(1, 2)
+        floor = DIRECTION_FLOOR ** 2 * gram.diagonal(dim1=1, dim2=2).sum(-1)
+        eye = torch.eye(2, dtype=phi.dtype, device=phi.device)
         d = torch.tensor(target, dtype=torch.float64, device=phi.device).expand(phi.shape[0], 2)
-        # pinv: a picture without any motion has gram = 0, and then the coordinates are exactly 0.
-        return (phi.transpose(1, 2) @ (torch.linalg.pinv(gram) @ d.unsqueeze(-1))).squeeze(-1)
+        # pinv: a point without any motion has gram = 0, and then the coordinates are exactly 0.
+        force = torch.linalg.pinv(gram + floor[:, None, None] * eye) @ d.unsqueeze(-1)
+        return (phi.transpose(1, 2) @ force).squeeze(-1)
 
-    def displacement(self, coordinates: torch.Tensor) -> torch.Tensor:
-        """Displacement field [B, 2, H, W] of modal coordinates [B, M]."""
-        return torch.einsum("bm,bmchw->bchw", coordinates.to(torch.float64), self.shapes())
+    def displacement(self, coordinates: torch.Tensor, point: tuple[float, float]) -> torch.Tensor:
+        """Displacement field [B, 2, H, W] of modal coordinates [B, M] of the object at `point`."""
+        window = object_window(self.volume.height, self.volume.width, point, self.volume.device)
+        return torch.einsum("bm,bmchw->bchw", coordinates.to(torch.float64), self.shapes()) * window
 
     def strongest(self, count: int) -> list[int]:
         """Indices of the `count` modes with the most motion energy over the picture (all pictures)."""

@@ -27,11 +27,15 @@ from .. import checks
 from ..spectral.motion import FPS, FRAMES, MotionTexture
 from ..spectral.volume import SpectralVolume
 from .actions import DRAG_SECONDS, Action
-from .modal import ModalBasis
+from .modal import ModalBasis, object_window
 
 DAMPING_MODELS = ("rayleigh", "per_mode")
 # zeta this close to 1 is treated as critical damping (the two-root formula loses precision there).
 CRITICAL_BAND = 1e-6
+# Samples of a flicked point's swing over the slowest mode's period (to keep it within its reach).
+SWING_SAMPLES = 256
+# A point that follows less than this share of an action gets a note ("this point can move about N px").
+FOLLOWS = 0.9
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,68 +110,136 @@ def _smoothstep(u: torch.Tensor) -> torch.Tensor:
     return u * u * (3 - 2 * u)
 
 
-def action_response(action: Action, basis: ModalBasis, controls: Controls, times: torch.Tensor
+@dataclasses.dataclass(frozen=True)
+class Amount:
+    """What one action does to its object's modes: coordinates (a pull) or velocities (a flick) [B, M]; the point's
+    reach [B]; how far the action moves (pull) or swings (flick) the point [B], and how far the user asked [B]."""
+
+    modal: torch.Tensor
+    reach: torch.Tensor
+    moved: torch.Tensor
+    asked: torch.Tensor
+
+    @property
+    def short(self) -> torch.Tensor:
+        """[B] whether the point follows clearly less than asked (what the user should be told)."""
+        return self.moved < FOLLOWS * self.asked
+
+
+def point_swing(phi: torch.Tensor, omega: torch.Tensor, zeta: torch.Tensor, velocities: torch.Tensor) -> torch.Tensor:
+    """Largest displacement [B] of a point with mode shapes phi [B, 2, M] after a flick with modal velocities [B, M]
+    (sampled over the slowest mode's period, which holds the first and largest swing)."""
+    times = torch.linspace(0, 2 * math.pi / float(omega.min()), SWING_SAMPLES, dtype=torch.float64,
+                           device=phi.device)[:, None, None]
+    x, _ = free_response(omega, zeta, times, torch.zeros_like(velocities), velocities[None])  # [T, B, M]
+    return torch.einsum("bcm,tbm->tbc", phi, x).norm(dim=-1).amax(dim=0)
+
+
+def action_amount(action: Action, basis: ModalBasis, controls: Controls) -> Amount:
+    """The action's modal coordinates (pull) or velocities (flick), limited so that the point moves at most its
+    reach: a longer pull is shortened, a harder flick slowed (both along their own direction)."""
+    target = tuple(controls.strength * v for v in action.vector)
+    modal = basis.solve(action.at, target)
+    phi = basis.at(action.at)
+    if action.kind == "pull":
+        unlimited = (phi @ modal.unsqueeze(-1)).squeeze(-1).norm(dim=-1)
+        asked = torch.full_like(unlimited, math.hypot(*target))
+    else:
+        omega, zeta = mode_frequencies(basis, controls)
+        unlimited = point_swing(phi, omega.to(phi.device), zeta.to(phi.device), modal)
+        # A flick on a point that cannot move is asked to move it at all.
+        asked = torch.where(unlimited > 0, unlimited, torch.full_like(unlimited, math.hypot(*target) > 0))
+    reach = basis.reach(action.at).to(unlimited.device)
+    limit = torch.where(unlimited > reach, reach / unlimited.clamp(min=1e-300), torch.ones_like(unlimited))
+    return Amount(modal * limit[:, None], reach, torch.minimum(unlimited, reach), asked)
+
+
+def reach_notes(actions: list[Action], amounts: list[Amount]) -> tuple[str, ...]:
+    """What the user should know about actions their point could not follow (one line each)."""
+    notes = []
+    for index, (action, amount) in enumerate(zip(actions, amounts)):
+        for b in torch.nonzero(amount.short).flatten().tolist():
+            where = f"actions[{index}]" + (f" on picture {b}" if amount.reach.numel() > 1 else "")
+            can = f"{where}: this point can move about {float(amount.moved[b]):.1f} px"
+            if action.kind == "pull":
+                notes.append(f"{can}; it was pulled {float(amount.asked[b]):.1f} px")
+            else:
+                length = math.hypot(*action.vector)
+                notes.append(f"{can}; the flick of {length:.0f} px/s would swing it {float(amount.asked[b]):.1f} px, "
+                             f"so it was slowed to {length * float(amount.moved[b] / amount.asked[b]):.0f} px/s")
+    return tuple(notes)
+
+
+def action_response(action: Action, amount: Amount, basis: ModalBasis, controls: Controls, times: torch.Tensor
                     ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(coordinates, velocities) [N, B, M] of one action alone at `times` [N] seconds (superposition)."""
+    """(coordinates, velocities) [N, B, M] of the action's object modes at `times` [N] seconds."""
     omega, zeta = mode_frequencies(basis, controls)
     device = basis.volume.device
     omega, zeta, t = omega.to(device), zeta.to(device), times.to(device, torch.float64)[:, None, None]
-    target = tuple(controls.strength * v for v in action.vector)
-    amount = basis.solve(action.at, target)[None]  # [1, B, M]
+    modal = amount.modal[None]  # [1, B, M]
     since = t - action.time_s
     after = since >= 0
     elapsed = since.clamp(min=0)
     if action.kind == "pull":
-        x, v = free_response(omega, zeta, elapsed, amount, torch.zeros_like(amount))
+        x, v = free_response(omega, zeta, elapsed, modal, torch.zeros_like(modal))
         # Before the release the point is dragged there slowly (eased in): the user holds it.
         ramp = min(DRAG_SECONDS, action.time_s)
-        held = amount * (_smoothstep((t - (action.time_s - ramp)) / ramp) if ramp > 0 else 1.0)
+        held = modal * (_smoothstep((t - (action.time_s - ramp)) / ramp) if ramp > 0 else 1.0)
         held_v = torch.zeros_like(held)
         return torch.where(after, x, held), torch.where(after, v, held_v)
-    x, v = free_response(omega, zeta, elapsed, torch.zeros_like(amount), amount)
+    x, v = free_response(omega, zeta, elapsed, torch.zeros_like(modal), modal)
     return torch.where(after, x, torch.zeros_like(x)), torch.where(after, v, torch.zeros_like(v))
 
 
 def modal_state(volume: SpectralVolume, actions: list[Action], controls: Controls, times: torch.Tensor
-                ) -> tuple[ModalBasis, torch.Tensor, torch.Tensor]:
-    """(basis, coordinates [N, B, M], velocities [N, B, M]) of all actions together at `times` seconds."""
+                ) -> tuple[ModalBasis, torch.Tensor, torch.Tensor, list[Amount]]:
+    """(basis, coordinates [N, B, A, M], velocities [N, B, A, M] of each action's object modes at `times`,
+    each action's Amount)."""
     basis = ModalBasis.from_volume(volume)
-    shape = (times.numel(), volume.batch, basis.count)
+    shape = (times.numel(), volume.batch, len(actions), basis.count)
     x = torch.zeros(shape, dtype=torch.float64, device=volume.device)
     v = torch.zeros_like(x)
-    for action in actions:
-        dx, dv = action_response(action, basis, controls, times)
-        x, v = x + dx, v + dv
-    return basis, x, v
+    amounts = [action_amount(action, basis, controls) for action in actions]
+    for a, (action, amount) in enumerate(zip(actions, amounts)):
+        x[:, :, a], v[:, :, a] = action_response(action, amount, basis, controls, times)
+    return basis, x, v, amounts
 
 
 def modal_energy(basis: ModalBasis, controls: Controls, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Total energy of unit-mass modes, 1/2 sum (v^2 + w^2 x^2), per frame and picture [N, B]."""
+    """Total energy of unit-mass modes, 1/2 sum (v^2 + w^2 x^2) over every action's object modes, per frame and
+    picture [N, B]."""
     omega, _ = mode_frequencies(basis, controls)
-    return 0.5 * (v * v + (omega.to(x.device) ** 2) * x * x).sum(dim=-1)
+    return 0.5 * (v * v + (omega.to(x.device) ** 2) * x * x).sum(dim=(-2, -1))
 
 
 @dataclasses.dataclass(frozen=True)
 class DynamicsMotion(MotionTexture):
-    """A motion texture driven by modal coordinates: frame n is Re(sum_k S_k q_k(n)) (Eq. 6).
+    """A motion texture driven by modal coordinates: frame n is sum_a g_a Re(sum_k S_k q_(a,k)(n)) (Eq. 6 with the
+    modes of each action's object, modal.py).
 
-    `weights` [N, B, K] complex128 are the q_k per frame (0 for DC). It is a MotionTexture, so every renderer
-    draws it unchanged; resizing or moving `volume` (as Softmax Splat Render does) keeps the motion.
+    `weights` [N, B, A, K] complex128 are the q_k of each action's object per frame (0 for DC), `objects` the
+    actions' points (fractions; the windows g_a are rebuilt at the volume's size), `notes` what the user should
+    know (actions limited to their point's reach). It is a MotionTexture, so every renderer draws it unchanged;
+    resizing or moving `volume` (as Softmax Splat Render does) keeps the motion.
     """
 
     weights: torch.Tensor = dataclasses.field(default=None, kw_only=True)
+    objects: tuple[tuple[float, float], ...] = dataclasses.field(default=(), kw_only=True)
+    notes: tuple[str, ...] = dataclasses.field(default=(), kw_only=True)
 
     def fields(self, start: int, stop: int) -> torch.Tensor:
         coeffs = self.volume.coeffs
         real_dtype = torch.float64 if coeffs.dtype == torch.complex128 else torch.float32
         weights = self.weights[start:stop].to(coeffs.device)
         b, k, _, h, w = coeffs.shape
-        out = torch.empty(weights.shape[0], b, 2, h, w, dtype=real_dtype, device=coeffs.device)
-        for i in range(b):
-            flat = coeffs[i].reshape(k, -1)
-            field = (weights[:, i].real.to(real_dtype) @ flat.real.to(real_dtype)
-                     - weights[:, i].imag.to(real_dtype) @ flat.imag.to(real_dtype))
-            out[:, i] = field.reshape(-1, 2, h, w)
+        out = torch.zeros(weights.shape[0], b, 2, h, w, dtype=real_dtype, device=coeffs.device)
+        for a, point in enumerate(self.objects):
+            window = object_window(h, w, point, coeffs.device, real_dtype)
+            for i in range(b):
+                flat = coeffs[i].reshape(k, -1)
+                field = (weights[:, i, a].real.to(real_dtype) @ flat.real.to(real_dtype)
+                         - weights[:, i, a].imag.to(real_dtype) @ flat.imag.to(real_dtype))
+                out[:, i] += field.reshape(-1, 2, h, w) * window
         return out
 
     def fields_at_zero(self) -> torch.Tensor:
@@ -185,12 +257,13 @@ def simulate(volume: SpectralVolume, actions: list[Action], controls: Controls |
     controls = (controls or Controls()).checked()
     checks.finite_tensor("spectral_volume", volume.coeffs)
     times = torch.arange(controls.frames, dtype=torch.float64) / controls.fps
-    basis, x, _ = modal_state(volume, actions, controls, times)
+    _, x, _, amounts = modal_state(volume, actions, controls, times)
     # Real coordinates -> Eq. 6's complex q_k = (2/period) (x_re - i x_im); DC gets no weight.
     scale = 2.0 / volume.period
-    pairs = x.reshape(x.shape[0], x.shape[1], -1, 2) * scale
-    weights = torch.zeros(x.shape[0], x.shape[1], volume.num_bins, dtype=torch.complex128, device=x.device)
+    pairs = x.reshape(*x.shape[:3], volume.num_bins - 1, 2) * scale
+    weights = torch.zeros(*x.shape[:3], volume.num_bins, dtype=torch.complex128, device=x.device)
     weights[..., 1:] = torch.complex(pairs[..., 0], -pairs[..., 1])
     zeros = torch.zeros(volume.num_bins, dtype=torch.float64)
     return DynamicsMotion(volume, controls.frames, float(controls.fps), zeros, zeros.clone(), False,
-                          weights=weights.cpu())
+                          weights=weights.cpu(), objects=tuple(a.at for a in actions),
+                          notes=reach_notes(actions, amounts))

@@ -39,6 +39,20 @@ CHUNK_FRAMES = 16
 BACKGROUND_PREFERENCE = 2.0
 # How far replicated border content that moves into the frame is believed (the rest comes from the fill).
 BORDER_TRUST = 0.25
+# Stretch holes: Newton steps that find where a hole pixel's surface comes from (s + flow(s) = q).
+SURFACE_STEPS = 5
+# A surface point is believed fully when s + flow(s) lands within the first distance (pixels) of the hole pixel,
+# not at all beyond the second.
+SURFACE_RESIDUAL = (0.25, 0.5)
+# The map stretches the surface by up to the first factor there: a stretch hole, filled from the surface. From the
+# second on it is a tear between things that move apart (a disocclusion), filled from what lies behind.
+SURFACE_STRETCH = (2.0, 4.0)
+# Something else in front: the splatted depth exceeds the surface point's metric by the first amount (metric units)
+# or more is partly, by the second fully, something else.
+FRONT_GAP = (0.25, 0.5)
+# A surface magnified by the first factor or less is drawn by the splat, from the second on by the surface point
+# (bilinear splatting under-samples a magnified surface: blocky).
+MAGNIFIED = (1.05, 1.25)
 
 
 def importance_metric(motion: MotionTexture, temperature: float = DEFAULT_TEMPERATURE) -> torch.Tensor:
@@ -82,6 +96,90 @@ def push_pull_fill(values: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 def coverage_alpha(coverage: torch.Tensor) -> torch.Tensor:
     """How far a splatted pixel is trusted: fully from a quarter pixel's worth of footprint on."""
     return (coverage * 4).clamp(0, 1)
+
+
+def _ramp(value: torch.Tensor, full: float, none: float) -> torch.Tensor:
+    """1 up to `full`, 0 from `none` on, linear between."""
+    return ((none - value) / (none - full)).clamp(0, 1)
+
+
+def _bilinear(planes: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """planes [N, C, H, W] at positions x, y [N, H, W] (border held): values [N, C, H, W] and their derivatives
+    along x and y within the cell (0 beyond the border)."""
+    n, c, h, w = planes.shape
+    xc, yc = x.clamp(0, w - 1), y.clamp(0, h - 1)
+    x0, y0 = xc.floor().clamp(max=max(w - 2, 0)), yc.floor().clamp(max=max(h - 2, 0))
+    ax, ay = xc - x0, yc - y0
+    inside_x, inside_y = ((x >= 0) & (x <= w - 1)).to(x.dtype), ((y >= 0) & (y <= h - 1)).to(y.dtype)
+    x0, y0 = x0.long(), y0.long()
+    x1, y1 = (x0 + 1).clamp(max=w - 1), (y0 + 1).clamp(max=h - 1)
+    flat = planes.reshape(n, c, h * w)
+
+    def corner(yy, xx):
+        return flat.gather(2, (yy * w + xx).reshape(n, 1, -1).expand(n, c, -1)).reshape(n, c, *x.shape[1:])
+
+    f00, f01, f10, f11 = corner(y0, x0), corner(y0, x1), corner(y1, x0), corner(y1, x1)
+    ax, ay, inside_x, inside_y = (t.unsqueeze(1) for t in (ax, ay, inside_x, inside_y))
+    top, bottom = f00 + (f01 - f00) * ax, f10 + (f11 - f10) * ax
+    dx = ((f01 - f00) * (1 - ay) + (f11 - f10) * ay) * inside_x
+    dy = (bottom - top) * inside_y
+    return top + (bottom - top) * ay, dx, dy
+
+
+def surface_points(picture: torch.Tensor, flow: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For every pixel q, the picture's point s that the flow carries onto q (s + flow(s) = q, Newton steps from
+    s = q - flow(q)): its features [N, C, H, W] (bilinear), how far it is believed to be the surface there, how
+    much the map magnifies it there and at the first guess [N, 1, H, W] (the map's largest row sum of |Jacobian|).
+
+    Belief is 0 where no point lands on q (the residual stays above SURFACE_RESIDUAL), where the map tears (stretch
+    of SURFACE_STRETCH or more: neighbours moving apart, a disocclusion) or folds. picture [N or 1, C, H, W],
+    flow [N, 2, H, W] on the same (padded) grid; float64 inside.
+    """
+    n, _, h, w = flow.shape
+    flow = flow.to(torch.float64)
+    qy, qx = torch.meshgrid(torch.arange(h, dtype=torch.float64, device=flow.device),
+                            torch.arange(w, dtype=torch.float64, device=flow.device), indexing="ij")
+    qx, qy = qx.expand(n, h, w), qy.expand(n, h, w)
+    sx, sy = qx - flow[:, 0], qy - flow[:, 1]
+    first_stretch = None
+    for _ in range(SURFACE_STEPS):
+        f, fdx, fdy = _bilinear(flow, sx, sy)
+        rx, ry = sx + f[:, 0] - qx, sy + f[:, 1] - qy
+        a, b, c, d = 1 + fdx[:, 0], fdy[:, 0], fdx[:, 1], 1 + fdy[:, 1]  # the map's Jacobian at s
+        if first_stretch is None:
+            first_stretch = torch.maximum(a.abs() + b.abs(), c.abs() + d.abs())
+        det = a * d - b * c
+        ok = det > 1e-6
+        safe = torch.where(ok, det, torch.ones_like(det))
+        sx = sx - torch.where(ok, (d * rx - b * ry) / safe, 0)
+        sy = sy - torch.where(ok, (a * ry - c * rx) / safe, 0)
+    f, fdx, fdy = _bilinear(flow, sx, sy)
+    residual = torch.hypot(sx + f[:, 0] - qx, sy + f[:, 1] - qy)
+    a, b, c, d = 1 + fdx[:, 0], fdy[:, 0], fdx[:, 1], 1 + fdy[:, 1]
+    stretch = torch.maximum(a.abs() + b.abs(), c.abs() + d.abs())
+    belief = _ramp(residual, *SURFACE_RESIDUAL) * _ramp(stretch, *SURFACE_STRETCH) * (a * d - b * c > 1e-6)
+    features, _, _ = _bilinear(picture.to(torch.float64).expand(n, -1, -1, -1), sx, sy)
+    return features, belief.unsqueeze(1), stretch.unsqueeze(1), first_stretch.unsqueeze(1)
+
+
+def draw_stretched_surface(estimate: torch.Tensor, alpha: torch.Tensor, coverage: torch.Tensor, depth: torch.Tensor,
+                           picture: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Redraw what splatting draws badly on a stretched surface: its holes (gaps between the spread-apart pixels,
+    which the fill would paint with what lies behind) and its magnified parts (blocky), from the surface point
+    itself (surface_points). Only holes and pixels whose first guess is magnified by MAGNIFIED[0] or more can change
+    (the fused kernel looks no further at the others); the rest are returned as they are.
+    estimate [N, 3, H, W] (the splat with its holes filled), alpha/coverage/depth [N, 1, H, W]; picture [N or 1, 4+,
+    H, W] (colour, metric) and flow [N, 2, H, W] on the same grid."""
+    if not bool(flow.any()):
+        return estimate
+    features, belief, stretch, first_stretch = surface_points(picture[:, :4], flow)
+    front = _ramp(depth.to(torch.float64) - features[:, 3:4], *FRONT_GAP)
+    # Magnified at s and at the first guess: 0 wherever the first guess is not magnified, so pixels that are no
+    # holes and whose first guess is not magnified keep the splat and need no Newton steps.
+    magnified = 1 - _ramp(torch.minimum(stretch, first_stretch), *MAGNIFIED)
+    take = belief * front * torch.maximum(1 - alpha.to(torch.float64), magnified)
+    return (estimate + (features[:, :3] - estimate) * take).to(estimate.dtype)
 
 
 def fill_holes(values: torch.Tensor, coverage: torch.Tensor, depth: torch.Tensor | None = None,
@@ -203,12 +301,14 @@ class SplatRenderer:
             trust = BORDER_TRUST + (1 - BORDER_TRUST) * splatted[:, 4:5] if margin else None
             if sharpen:
                 colour = restore_sharpness(colour, splatted[:, -2:])
+            alpha = coverage_alpha(coverage) * (1 if trust is None else trust)
             if estimate is None:
                 estimate = fill_holes(colour, coverage, depth, self.background_preference, trust)
-                continue
-            alpha = coverage_alpha(coverage) * (1 if trust is None else trust)
-            up = F.interpolate(estimate, size=colour.shape[-2:], mode="bilinear", align_corners=False)
-            estimate = torch.where(alpha >= 1, colour, colour * alpha + up * (1 - alpha))
+            else:
+                up = F.interpolate(estimate, size=colour.shape[-2:], mode="bilinear", align_corners=False)
+                estimate = torch.where(alpha >= 1, colour, colour * alpha + up * (1 - alpha))
+            if level == 0:
+                estimate = draw_stretched_surface(estimate, alpha, coverage, depth, lv_features, lv_flow)
         if margin:
             estimate = estimate[..., margin:margin + h, margin:margin + w]
         return estimate.reshape(n, b, 3, h, w)
@@ -221,8 +321,9 @@ class SplatRenderer:
         features = F.pad(torch.cat([image, metric.to(image.dtype)], dim=1), pad, mode="replicate")
         features = torch.cat([features, F.pad(torch.ones_like(image[:, :1]), pad)], dim=1)
         z = features[:, 3].contiguous()
+        surface = (SURFACE_STEPS, *SURFACE_RESIDUAL, *SURFACE_STRETCH, *FRONT_GAP, *MAGNIFIED)
         return cpu_render.render_frames(features, z, shifted_exp(z), flow, margin, self.still_below_px,
-                                        BORDER_TRUST, self.background_preference)
+                                        BORDER_TRUST, self.background_preference, surface)
 
 
 def render_chunks(renderer: Renderer, image: torch.Tensor, motion: MotionTexture, *,

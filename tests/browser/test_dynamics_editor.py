@@ -111,7 +111,7 @@ def test_drag_writes_the_pull_previews_it_live_and_the_run_moves_there(gid_page:
         const model = await import('/extensions/comfyui-gid/js/dynamics_model.js');
         const e = window.comfyAPI.app.app.graph.getNodeById(id).gidDynamicsEditor;
         const actions = JSON.parse(e.actionsWidget.value);
-        const x = e.coordinatesAt(0, actions, e.constants());
+        const x = e.coordinatesAt(0, actions, e.constants())[0].x;  // the pulled object's coordinates
         const [px, py] = model.sampleModes(e.basis, actions[0].at[0], actions[0].at[1]);
         return [px.reduce((s, v, m) => s + v * x[m], 0), py.reduce((s, v, m) => s + v * x[m], 0)];
     }""", node_id)
@@ -139,9 +139,9 @@ def test_drag_writes_the_pull_previews_it_live_and_the_run_moves_there(gid_page:
             break
     stats = gid_page.js("""(id) => {
         const e = window.comfyAPI.app.app.graph.getNodeById(id).gidDynamicsEditor;
-        const x = e.coordinatesAt(0.2, JSON.parse(e.actionsWidget.value), e.constants());
+        const terms = e.coordinatesAt(0.2, JSON.parse(e.actionsWidget.value), e.constants());
         const t0 = performance.now();
-        for (let i = 0; i < 60; i++) e.renderWarp(x);
+        for (let i = 0; i < 60; i++) e.renderWarp(terms);
         return {warp_ms: (performance.now() - t0) / 60, size: [e.warp.width, e.warp.height], modes: e.basis.modes};
     }""", node_id)
     best = max(windows, key=lambda w: w["fps"])

@@ -1,3 +1,4 @@
+import numpy as np
 import torch
 
 from gid_engine.spectral.motion import MotionTexture
@@ -200,3 +201,65 @@ def test_renderer_options_are_checked():
         SplatRenderer(levels=0)
     with pytest.raises(ValueError, match="backend: unknown value 'fast'"):
         SplatRenderer(backend="fast")
+
+
+def stretched_stripes(h=16, w=48, factor=1.8):
+    """Vertical stripes, a band of which the flow magnifies `factor` times about its left edge (x0) and shifts the rest
+    along: flow(x) = (factor - 1)(x - x0) for x0 <= x <= x1, constant beyond. Returns picture, flow, and the exact
+    backward warp (the picture at s with s + flow(s) = q) of each target column."""
+    x = torch.arange(w, dtype=torch.float64)
+    colour = 0.5 + 0.4 * torch.sin(x * 1.3)
+    image = colour.view(1, 1, 1, w).expand(1, 3, h, w).float().contiguous()
+    x0, x1 = 10.0, 18.0
+    fx = (factor - 1) * (x.clamp(x0, x1) - x0)
+    flow = torch.zeros(1, 2, h, w)
+    flow[:, 0] = fx.float()
+    # Backward map: inside the magnified band s = x0 + (q - x0) / factor; beyond it s = q - shift.
+    q = x
+    s = torch.where(q < x0, q, torch.where(q <= x0 + factor * (x1 - x0), x0 + (q - x0) / factor, q - fx[-1]))
+    truth = torch.from_numpy(np.interp(s.numpy(), x.numpy(), colour.numpy()))
+    return image, flow, truth, (int(x0) + 1, int(x0 + factor * (x1 - x0)))
+
+
+@pytest.mark.parametrize("backend", ["torch", pytest.param("auto", marks=needs_numba)])
+def test_a_stretched_surface_is_drawn_from_itself_not_from_the_background(backend):
+    image, flow, truth, (lo, hi) = stretched_stripes()
+    metric = flow.norm(dim=1, keepdim=True) * 0.5  # the stretched band is "in front": the old fill avoided it
+    frame = SplatRenderer(backend=backend).render_chunk(image, flow[None], metric)[0, 0, 0]
+    assert float((frame[:, lo:hi].double() - truth[lo:hi]).abs().max()) < 0.03
+    # the splat alone leaves gaps there, and the background-preferring fill alone paints them wrong
+    _, coverage = render.softmax_splat(image, flow, metric)
+    assert float(coverage[0, 0, :, lo:hi].min()) < 0.25
+    plain = render.fill_holes(*render.softmax_splat(torch.cat([image, metric], 1), flow, metric)[0].split([3, 1], 1)
+                              [:1], coverage, None)
+    assert float((plain[0, 0, :, lo:hi].double() - truth[lo:hi]).abs().max()) > 0.1
+
+
+@pytest.mark.parametrize("backend", ["torch", pytest.param("auto", marks=needs_numba)])
+def test_a_disocclusion_is_still_filled_from_what_lies_behind(backend, monkeypatch):
+    h, w = 16, 32
+    image = torch.full((1, 3, h, w), 0.2)
+    image[..., 4:12, 8:16] = 0.9  # a bright square moving right over a still dark background
+    flow = torch.zeros(1, 2, h, w)
+    flow[:, 0, 4:12, 8:16] = 6.0
+    metric = flow.norm(dim=1, keepdim=True)
+    frame = SplatRenderer(backend=backend).render_chunk(image, flow[None], metric)[0, 0]
+    # the square, moved (where it lands on the background, softmax leaves exp(-6) of it)
+    assert torch.allclose(frame[:, 5:11, 14:22], torch.full((3, 6, 8), 0.9), atol=0.01)
+    assert float((frame[:, 5:11, 8:11] - 0.2).abs().max()) < 0.1  # the hole it leaves shows the background
+    # ... exactly as the background-preferring fill draws it: the tear is no stretched surface
+    monkeypatch.setattr(render, "draw_stretched_surface", lambda estimate, *_: estimate)
+    fill_only = SplatRenderer(backend="torch").render_chunk(image, flow[None], metric)[0, 0]
+    assert torch.allclose(frame[:, :, 6:14], fill_only[:, :, 6:14], atol=1e-5)
+
+
+from test_splat import triton_interpreter  # noqa: E402,F401 (fixture: the Triton kernels under the interpreter)
+
+
+def test_the_triton_renderer_draws_a_stretched_surface_as_the_torch_one(triton_interpreter):  # noqa: F811
+    image, flow, truth, (lo, hi) = stretched_stripes()
+    metric = flow.norm(dim=1, keepdim=True) * 0.5
+    triton = SplatRenderer(backend="triton").render_chunk(image, flow[None], metric)[0, 0, 0]
+    reference = SplatRenderer(backend="torch").render_chunk(image, flow[None], metric)[0, 0, 0]
+    assert (triton - reference).abs().max() < 1e-5
+    assert float((triton[:, lo:hi].double() - truth[lo:hi]).abs().max()) < 0.03

@@ -90,7 +90,14 @@ def test_pull_moves_the_picture_there_and_rings_down(comfy_host: ComfyHost, samp
     assert (payload["width"], payload["height"]) == (128, 72) and payload["modes"] == 16
     shapes = np.frombuffer(base64.b64decode(payload["shapes_int16"]), dtype="<i2")
     assert shapes.size == payload["modes"] * 2 * payload["grid_width"] * payload["grid_height"]
-    assert len(payload["omegas"]) == payload["modes"] and payload["lambda"] > 0
+    assert len(payload["omegas"]) == payload["modes"] and payload["direction_floor"] > 0
+    reach = np.frombuffer(base64.b64decode(payload["reach_int16"]), dtype="<i2")
+    assert reach.size == payload["grid_width"] * payload["grid_height"] and reach.max() * payload["reach_scale"] > 1
+    assert payload["notes"] == []  # the 6 px pull is within the point's reach
+
+    far = comfy_host.run(dynamics_prompt(sample, pull(200, 0), frames=1), timeout=300)
+    (note,) = far["outputs"]["dynamics"]["gid_dynamics"][0]["notes"]
+    assert note.startswith("actions[0]: this point can move about") and "it was pulled 200.0 px" in note
     assert payload["omega_range"][0] == pytest.approx(2 * np.pi * 0.2) and payload["damping"] == 0.4
     assert payload["picture"]["type"] == "temp" and entry["outputs"]["dynamics"]["gid_motion"]
 

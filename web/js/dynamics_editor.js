@@ -1,9 +1,9 @@
 // The pull editor on Interactive Dynamics: the picture with its motion overlay; drag from a point and let go.
 // The drag is written into the node's `actions` STRING widget (the only state, so saving, copying and API-format
 // runs carry it), and a live preview plays the response at once, in the page, from the small modal basis the node
-// sent after its last run (physics in dynamics_model.js); the drawing is a backward warp of the picture by the summed
-// mode shapes.
-import { coordinatesAt, decodeBasis, modeConstants, parseActions } from "./dynamics_model.js";
+// sent after its last run (physics in dynamics_model.js); the drawing is a backward warp of the picture by each
+// action's object modes (the mode shapes in the object's window), summed.
+import { coordinatesAt, decodeBasis, modeConstants, objectWindow, parseActions, reachAt } from "./dynamics_model.js";
 import { canvasPoint, clearedContext, containRect, loadImage, setWidgetValue, viewURL } from "./media_widgets.js";
 
 const EDITOR_HEIGHT = 260;
@@ -144,7 +144,8 @@ export class DynamicsEditor {
     return [round((clamp(drag.now.fx) - drag.start.fx) * b.width, 2), round((clamp(drag.now.fy) - drag.start.fy) * b.height, 2)];
   }
 
-  // Modal coordinates [M] of the actions at time t (seconds after frame 0), with the node's current controls.
+  // Per action, its point and its object's modal coordinates [M] at time t (seconds after frame 0), with the node's
+  // current controls.
   coordinatesAt(t, actions, constants) {
     return coordinatesAt(this.basis, actions, t, constants, Number(this.widgetValue("strength", this.basis.strength)));
   }
@@ -152,6 +153,7 @@ export class DynamicsEditor {
   // Bilinear weights from the basis grid to every warp pixel, per axis (computed once per run).
   prepareWarp() {
     const b = this.basis;
+    this.objectField = null;
     const axis = (cells, size) => {
       const lo = new Int32Array(size);
       const hi = new Int32Array(size);
@@ -170,19 +172,40 @@ export class DynamicsEditor {
     this.dense = new Float32Array(2 * this.warp.width * this.warp.height);
   }
 
-  // Backward warp of the picture by the summed mode shapes: out(p) = picture(p - D(p - D(p))), D in warp pixels.
-  renderWarp(x) {
+  // The window of the object at `at` on the basis grid, kept while the same points are shown.
+  windowAt(at) {
+    const key = `${at[0]},${at[1]}`;
+    if (!this.windows || this.windows.basis !== this.basis) this.windows = { basis: this.basis, byPoint: new Map() };
+    if (!this.windows.byPoint.has(key)) {
+      if (this.windows.byPoint.size > 256) this.windows.byPoint.clear();
+      this.windows.byPoint.set(key, objectWindow(this.basis, at[0], at[1]));
+    }
+    return this.windows.byPoint.get(key);
+  }
+
+  // Backward warp of the picture by the actions' object modes: out(p) = picture(p - D(p - D(p))), D in warp pixels,
+  // D = sum over actions of window * sum_m x_m shape_m.
+  renderWarp(terms) {
     const b = this.basis;
     const started = performance.now();
     const gw = b.grid_width;
     const plane = gw * b.grid_height;
     const field = this.field;
     field.fill(0);
-    for (let m = 0; m < b.modes; m++) {
-      const c = x[m];
-      if (c === 0) continue;
-      const shape = b.shapes[m];
-      for (let i = 0; i < 2 * plane; i++) field[i] += c * shape[i];
+    const own = this.objectField ?? (this.objectField = new Float32Array(2 * plane));
+    for (const { at, x } of terms) {
+      own.fill(0);
+      for (let m = 0; m < b.modes; m++) {
+        const c = x[m];
+        if (c === 0) continue;
+        const shape = b.shapes[m];
+        for (let i = 0; i < 2 * plane; i++) own[i] += c * shape[i];
+      }
+      const window = this.windowAt(at);
+      for (let i = 0; i < plane; i++) {
+        field[i] += own[i] * window[i];
+        field[plane + i] += own[plane + i] * window[i];
+      }
     }
     const w = this.warp.width;
     const h = this.warp.height;
@@ -334,8 +357,13 @@ export class DynamicsEditor {
       this.info.textContent = `${actions.length} action(s) | run once to pull the picture here`;
       return;
     }
+    // How far the point under the drag can go (as modal.ModalBasis.reach), or what the last run limited.
+    const reach = this.drag && !this.drag.flick ? reachAt(this.basis, this.drag.start.fx, this.drag.start.fy) : null;
+    const pulled = this.drag && !this.drag.flick ? Math.hypot(...this.pullOf(this.drag)) : 0;
+    const note = reach !== null && pulled > reach ? `this point can move about ${reach.toFixed(1)} px | `
+      : this.basis.notes?.length ? `${this.basis.notes.join("; ")} | ` : "";
     const ms = this.stats.frames ? this.stats.drawMs / this.stats.frames : 0;
-    this.info.textContent = `${actions.length} action(s) | drag to pull, alt+drag to flick, shift to add | ` +
+    this.info.textContent = `${note}${actions.length} action(s) | drag to pull, alt+drag to flick, shift to add | ` +
       `preview ${this.warp.width}x${this.warp.height}, ${ms.toFixed(1)} ms per frame`;
   }
 }

@@ -156,12 +156,88 @@ if cpu.numba is not None:
                 _corner(canvas, t + row + 1, canvas.dtype.type(b11 * e11), canvas.dtype.type(b11),
                         f0, f1, f2, f3, f4)
 
+    @njit(inline="always")
+    def _ramp(value, full, none):  # pragma: no cover - compiled
+        return min(max((none - value) / (none - full), 0.0), 1.0)
+
+    @njit(inline="always")
+    def _cell(sx, sy, hp, wp):  # pragma: no cover - compiled
+        """Bilinear cell of padded position (sx, sy) (border held): corners, weights and whether inside per axis."""
+        xc, yc = min(max(sx, 0.0), wp - 1.0), min(max(sy, 0.0), hp - 1.0)
+        x0, y0 = min(np.floor(xc), max(wp - 2.0, 0.0)), min(np.floor(yc), max(hp - 2.0, 0.0))
+        ax, ay = xc - x0, yc - y0
+        ix, iy = int(x0), int(y0)
+        inside_x = 1.0 if 0.0 <= sx <= wp - 1.0 else 0.0
+        inside_y = 1.0 if 0.0 <= sy <= hp - 1.0 else 0.0
+        return ix, iy, min(ix + 1, wp - 1), min(iy + 1, hp - 1), ax, ay, inside_x, inside_y
+
+    @njit(inline="always")
+    def _flow_at(flow, sx, sy, margin, h, w, hp, wp, still2):  # pragma: no cover - compiled
+        """The padded (snapped) flow at (sx, sy), bilinear, and its derivatives within the cell: fx, fy, dfx/dx,
+        dfx/dy, dfy/dx, dfy/dy (renderer._bilinear)."""
+        x0, y0, x1, y1, ax, ay, inside_x, inside_y = _cell(sx, sy, hp, wp)
+        a0, b0, _ = _source(flow, y0, x0, margin, h, w, still2)
+        a1, b1, _ = _source(flow, y0, x1, margin, h, w, still2)
+        a2, b2, _ = _source(flow, y1, x0, margin, h, w, still2)
+        a3, b3, _ = _source(flow, y1, x1, margin, h, w, still2)
+        f00x, f01x, f10x, f11x = np.float64(a0), np.float64(a1), np.float64(a2), np.float64(a3)
+        f00y, f01y, f10y, f11y = np.float64(b0), np.float64(b1), np.float64(b2), np.float64(b3)
+        top_x, bottom_x = f00x + (f01x - f00x) * ax, f10x + (f11x - f10x) * ax
+        top_y, bottom_y = f00y + (f01y - f00y) * ax, f10y + (f11y - f10y) * ax
+        dxx = ((f01x - f00x) * (1 - ay) + (f11x - f10x) * ay) * inside_x
+        dyx = ((f01y - f00y) * (1 - ay) + (f11y - f10y) * ay) * inside_x
+        return (top_x + (bottom_x - top_x) * ay, top_y + (bottom_y - top_y) * ay, dxx, (bottom_x - top_x) * inside_y,
+                dyx, (bottom_y - top_y) * inside_y)
+
+    @njit(inline="always")
+    def _stretch(dxx, dxy, dyx, dyy):  # pragma: no cover - compiled
+        a, b, c, d = 1 + dxx, dxy, dyx, 1 + dyy
+        return max(abs(a) + abs(b), abs(c) + abs(d)), a * d - b * c
+
+    @njit(inline="always")
+    def _feature_at(features, ch, sx, sy, hp, wp):  # pragma: no cover - compiled
+        x0, y0, x1, y1, ax, ay, _, _ = _cell(sx, sy, hp, wp)
+        top = np.float64(features[ch, y0, x0]) + (np.float64(features[ch, y0, x1]) - features[ch, y0, x0]) * ax
+        bottom = np.float64(features[ch, y1, x0]) + (np.float64(features[ch, y1, x1]) - features[ch, y1, x0]) * ax
+        return top + (bottom - top) * ay
+
+    @njit(inline="always")
+    def _surface_take(features, flow, qx, qy, alpha, depth, margin, h, w, hp, wp, still2, steps, residual_full,
+                      residual_none, tear_full, tear_none, front_full, front_none, magnified_full, magnified_none
+                      ):  # pragma: no cover - compiled
+        """renderer.surface_points and draw_stretched_surface for one pixel q (padded coordinates): how much of it
+        comes from the surface point s (s + flow(s) = q), and s (0 and q when it is no candidate)."""
+        fx, fy, _ = _source(flow, int(qy), int(qx), margin, h, w, still2)
+        sx, sy = qx - np.float64(fx), qy - np.float64(fy)
+        first_stretch = 0.0
+        for step in range(steps):
+            gx, gy, dxx, dxy, dyx, dyy = _flow_at(flow, sx, sy, margin, h, w, hp, wp, still2)
+            stretch, det = _stretch(dxx, dxy, dyx, dyy)
+            if step == 0:
+                first_stretch = stretch
+                if not (alpha < 1 or stretch > magnified_full):  # take would be 0
+                    return 0.0, sx, sy
+            if det > 1e-6:
+                rx, ry = sx + gx - qx, sy + gy - qy
+                a, b, c, d = 1 + dxx, dxy, dyx, 1 + dyy
+                sx, sy = sx - (d * rx - b * ry) / det, sy - (a * ry - c * rx) / det
+        gx, gy, dxx, dxy, dyx, dyy = _flow_at(flow, sx, sy, margin, h, w, hp, wp, still2)
+        stretch, det = _stretch(dxx, dxy, dyx, dyy)
+        if not det > 1e-6:
+            return 0.0, sx, sy
+        residual = np.hypot(sx + gx - qx, sy + gy - qy)
+        belief = _ramp(residual, residual_full, residual_none) * _ramp(stretch, tear_full, tear_none)
+        front = _ramp(depth - _feature_at(features, 3, sx, sy, hp, wp), front_full, front_none)
+        magnified = 1 - _ramp(min(stretch, first_stretch), magnified_full, magnified_none)
+        return belief * front * max(1 - alpha, magnified), sx, sy
+
     @njit(parallel=True, cache=True, nogil=True)
-    def _render_frames(features, metric, exp_z, per_target, flow, margin, still2, border_trust, preference,
+    def _render_frames(features, metric, exp_z, per_target, flow, margin, still2, border_trust, preference, surface,
                        lv_h, lv_w, off, pyr, canvases, out):  # pragma: no cover - compiled
         """features [B, 5, H', W'] (colour, metric, inside; padded), metric/exp_z [B, H', W'], flow [F, 2, h, w]
-        (frame-major, F = n * B); scratch: canvases [F, (H' + 3) * (W' + 3), 8] (the splat; then colour,
-        alpha in column 5 and fill weight in column 6) and pyr [F, pixels of the coarser levels, 4];
+        (frame-major, F = n * B); surface: the stretched-surface settings (steps, then renderer's SURFACE_RESIDUAL,
+        SURFACE_STRETCH, FRONT_GAP and MAGNIFIED pairs); scratch: canvases [F, (H' + 3) * (W' + 3), 8] (the splat;
+        then colour, alpha in column 5 and fill weight in column 6) and pyr [F, pixels of the coarser levels, 4];
         out [B, n, h, w, 3]."""
         frames, _, h, w = flow.shape
         pictures, c, hp, wp = features.shape
@@ -169,6 +245,7 @@ if cpu.numba is not None:
         levels = len(lv_h)
         need = np.zeros(frames, dtype=np.int64)
         holes = np.zeros(frames, dtype=np.bool_)
+        magnified = np.zeros(frames)
         top_weight = np.zeros(frames)
         for frame in prange(frames):
             f = np.int64(frame)  # prange's index is unsigned; mixing it with ints would type as float
@@ -204,6 +281,21 @@ if cpu.numba is not None:
                     any_hole |= alpha < 1
                     canvas[t, 5] = alpha
             holes[f] = any_hole
+            # A bound on how much the map magnifies anywhere in the frame: within a cell the Jacobian's entries are
+            # blends of the cell's edge differences, so each row sum of |Jacobian| is at most the largest |1 + d|
+            # plus the largest |d'| over all edges. Below MAGNIFIED's first factor and without holes, no pixel takes
+            # the surface.
+            a_max, b_max, c_max, d_max = 1.0, 0.0, 0.0, 1.0  # the padding (replicated flow) has differences 0
+            for y in range(h):
+                for x in range(w):
+                    fx0, fy0, _ = _source(flow[f], y + margin, x + margin, margin, h, w, still2)
+                    fx1, fy1, _ = _source(flow[f], y + margin, x + margin + 1, margin, h, w, still2)
+                    fx2, fy2, _ = _source(flow[f], y + margin + 1, x + margin, margin, h, w, still2)
+                    a_max = max(a_max, abs(1 + np.float64(fx1) - fx0))
+                    b_max = max(b_max, abs(np.float64(fx2) - fx0))
+                    c_max = max(c_max, abs(np.float64(fy1) - fy0))
+                    d_max = max(d_max, abs(1 + np.float64(fy2) - fy0))
+            magnified[f] = max(a_max + b_max, c_max + d_max)
             depth_scale = max(depth_scale, 1e-6)
             # The background-preferring fill weight replaces the coverage in column 6.
             any_empty = False
@@ -248,25 +340,36 @@ if cpu.numba is not None:
             coarse = pyr[f, off[1]:]
             hc, wc = lv_h[min(1, levels - 1)], lv_w[min(1, levels - 1)]
             scale_y, scale_x = np.float32(hc) / np.float32(hp), np.float32(wc) / np.float32(wp)
+            redraw = holes[f] or magnified[f] > surface[7]  # else _surface_take is 0 for every pixel
             for y in range(h):
                 y0, y1, ly = _source_index(y + margin, scale_y, hc)
                 for x in range(w):
                     t = (y + margin + 1) * row + x + margin + 1
                     alpha = np.float64(canvas[t, 5])
-                    if alpha >= 1 or not fill:
-                        out[p, k, y, x, 0] = canvas[t, 0]
-                        out[p, k, y, x, 1] = canvas[t, 1]
-                        out[p, k, y, x, 2] = canvas[t, 2]
-                        continue
-                    x0, x1, lx = _source_index(x + margin, scale_x, wc)
-                    weight = np.float64(canvas[t, 6])
-                    trust = min(weight / max_w * 4, 1.0) if top > 0 else 1.0
-                    for ch in range(3):
-                        value = np.float64(canvas[t, ch])
-                        own = value * weight / max(weight, 1e-12)
-                        up = _upsampled(coarse, hc, wc, y0, y1, ly, x0, x1, lx, ch) if top > 0 else 0.0
-                        out[p, k, y, x, ch] = value * alpha + (own * trust + up * (1 - trust)) * (1 - alpha)
-
+                    v0, v1, v2 = np.float64(canvas[t, 0]), np.float64(canvas[t, 1]), np.float64(canvas[t, 2])
+                    if alpha < 1 and fill:
+                        x0, x1, lx = _source_index(x + margin, scale_x, wc)
+                        weight = np.float64(canvas[t, 6])
+                        trust = min(weight / max_w * 4, 1.0) if top > 0 else 1.0
+                        own = weight / max(weight, 1e-12)
+                        up0 = _upsampled(coarse, hc, wc, y0, y1, ly, x0, x1, lx, 0) if top > 0 else 0.0
+                        up1 = _upsampled(coarse, hc, wc, y0, y1, ly, x0, x1, lx, 1) if top > 0 else 0.0
+                        up2 = _upsampled(coarse, hc, wc, y0, y1, ly, x0, x1, lx, 2) if top > 0 else 0.0
+                        v0 = v0 * alpha + (v0 * own * trust + up0 * (1 - trust)) * (1 - alpha)
+                        v1 = v1 * alpha + (v1 * own * trust + up1 * (1 - trust)) * (1 - alpha)
+                        v2 = v2 * alpha + (v2 * own * trust + up2 * (1 - trust)) * (1 - alpha)
+                    if redraw:
+                        take, sx, sy = _surface_take(
+                            features[p], flow[f], np.float64(x + margin), np.float64(y + margin), alpha,
+                            np.float64(canvas[t, 3]), margin, h, w, hp, wp, still2, int(surface[0]), surface[1],
+                            surface[2], surface[3], surface[4], surface[5], surface[6], surface[7], surface[8])
+                        if take > 0:
+                            v0 += (_feature_at(features[p], 0, sx, sy, hp, wp) - v0) * take
+                            v1 += (_feature_at(features[p], 1, sx, sy, hp, wp) - v1) * take
+                            v2 += (_feature_at(features[p], 2, sx, sy, hp, wp) - v2) * take
+                    out[p, k, y, x, 0] = v0
+                    out[p, k, y, x, 1] = v1
+                    out[p, k, y, x, 2] = v2
 
 if cpu.numba is not None:
     cpu.numba.config.CACHE_DIR = _previous_cache_dir
@@ -282,9 +385,10 @@ def pyramid_shapes(height: int, width: int) -> list[tuple[int, int]]:
 
 
 def render_frames(features: torch.Tensor, metric: torch.Tensor, exp_z: torch.Tensor | None, flow: torch.Tensor,
-                  margin: int, still_below_px: float, border_trust: float, background_preference: float
-                  ) -> torch.Tensor:
-    """Frames [B, n, h, w, 3] from padded picture features [B, 5, H', W'] and flow [n * B, 2, h, w]."""
+                  margin: int, still_below_px: float, border_trust: float, background_preference: float,
+                  surface: tuple[float, ...]) -> torch.Tensor:
+    """Frames [B, n, h, w, 3] from padded picture features [B, 5, H', W'] and flow [n * B, 2, h, w]; surface: the
+    stretched-surface settings (Newton steps, then the residual, stretch, front-gap and magnification pairs)."""
     dtype = features.dtype
     pictures, channels, hp, wp = features.shape
     if channels != 5:  # _splat_picture's registers hold exactly colour, metric and inside
@@ -301,6 +405,6 @@ def render_frames(features: torch.Tensor, metric: torch.Tensor, exp_z: torch.Ten
     cpu.use_torch_threads()
     _render_frames(as_array(features, dtype), z, z if exp_z is None else as_array(exp_z, dtype), exp_z is None,
                    as_array(flow, dtype), margin, still2, float(border_trust), float(background_preference),
-                   np.array([s[0] for s in shapes], dtype=np.int64), np.array([s[1] for s in shapes], dtype=np.int64),
+                   np.array(surface, dtype=np.float64), np.array([s[0] for s in shapes], dtype=np.int64), np.array([s[1] for s in shapes], dtype=np.int64),
                    offsets, pyr, canvases, out.numpy())
     return out
