@@ -13,7 +13,7 @@ import comfy_fakes
 COVERED = {"GID_LoadGIDModel", "GID_PredictSpectralVolume", "GID_MotionTexture", "GID_SoftmaxSplatRender",
            "GID_LoopVideo", "GID_VideoToSpectralVolume", "GID_SaveSpectralVolume", "GID_LoadSpectralVolume",
            "GID_EditSpectrum", "GID_LoadGIDRenderer", "GID_SaveLoop", "GID_RenderLoopFile",
-           "GID_InteractiveDynamics"}
+           "GID_InteractiveDynamics", "GID_MotionTracks"}
 H, W = 24, 32
 
 
@@ -49,6 +49,29 @@ def test_procedural_motion_from_load_and_predict(pack, runtime):
     overlays = out.ui["gid_motion"]
     assert len(overlays) == 2 and all(item["type"] == "temp" and item["peak_px"] > 0 for item in overlays)
     assert runtime.progress[-1] == (2, 2)
+    mobility = out.result[1]
+    assert mobility.shape == (2, H, W) and float(mobility.min()) >= 0 and float(mobility.max()) <= 1
+    assert len(out.ui["gid_mobility"]) == 2
+
+
+def test_motion_brush_stills_what_it_paints_and_is_refused_by_name(pack):
+    model = run_node(pack.LoadGIDModel).result[0]
+    image = picture()
+    image[..., 1] = 0.7  # green: the prior moves all of it
+    brush = '{"strokes": [{"kind": "still", "points": [[0.25, 0.5]], "radius": 0.2}]}'
+    volume, mobility = run_node(pack.PredictSpectralVolume, gid_model=model, image=image, seed=1,
+                                motion_brush=brush).result
+    assert float(mobility[0, 10:14, 6:10].max()) < 0.01 < float(mobility[0, :, 24:].mean())
+    assert float(volume.coeffs[0, 1:, :, 10:14, 6:10].abs().max()) < 1e-3
+    with pytest.raises(ValueError, match="motion_brush"):
+        run_node(pack.PredictSpectralVolume, gid_model=model, image=image, seed=1, motion_brush='{"strokes": 3}')
+
+
+def test_motion_tracks_follow_the_texture(pack, motion_texture):
+    tracks, coordinates, length = run_node(pack.MotionTracks, motion_texture=motion_texture, count=4).result
+    assert length == 6
+    parsed = json.loads(coordinates)
+    assert len(parsed) >= 1 and len(parsed[0]) == 6 and {"x", "y"} <= set(parsed[0][0])
 
 
 def test_motion_texture_samples_the_volume_lazily(pack, volume):
