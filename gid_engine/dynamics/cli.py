@@ -8,6 +8,10 @@ from pathlib import Path
 
 from .. import checks, devices
 from ..loops import encode
+from ..loops.media import read_image, write_animation
+from ..render.renderer import SplatRenderer, render_frames
+from ..sources.prior import ProceduralPrior
+from ..spectral.volume import SpectralVolume
 from .actions import Action
 from .simulate import DAMPING_MODELS, Controls, simulate
 
@@ -47,11 +51,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..loops.media import read_image, write_animation
-    from ..render.renderer import SplatRenderer, render_frames
-    from ..sources.prior import ProceduralPrior
-    from ..spectral.volume import SpectralVolume
-
     try:
         at = tuple(checks.number(f"--at {axis}", v, minimum=0.0, maximum=1.0) for axis, v in zip("XY", args.at))
         kind, vector = ("pull", args.pull) if args.pull is not None else ("impulse", args.impulse)

@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 
 from .. import checks
+from ..loops.media import read_video
+from ..pipeline import default_device
 from .video import AUTO_BINS, AUTO_REFERENCE, CAMERA_MODES, CLIP_FPS, VideoMotionOptions, extract_motion
 
 # The engine's option names (its errors start with them) -> this command's flags.
@@ -47,9 +49,6 @@ def flag_message(err: Exception) -> str:
 
 
 def run(args) -> int:
-    from ..loops.media import read_video
-    from ..pipeline import default_device
-
     try:
         if Path(args.output).suffix.lower() != VOLUME_SUFFIX:
             raise ValueError(f"--output: {args.output!r} must end in {VOLUME_SUFFIX} (a spectral volume file)")

@@ -105,3 +105,22 @@ def test_mobility_of_a_source_without_its_own_estimate_follows_its_motion(tmp_pa
     assert mobility.shape == (1, 1, 72, 128)
     assert float(mobility[..., :, :48].mean()) > 5 * float(mobility[..., :, 80:].mean())
     assert float(mobility.min()) >= 0 and float(mobility.max()) <= 1
+
+
+def test_a_drawn_path_becomes_a_direction_stroke():
+    from gid_engine.sources.prior.brush import add_direction_paths
+    from gid_engine.spectral.tracks import parse_coordinates
+
+    picture = meadow()
+    paths = parse_coordinates('[{"x": 20, "y": 10}, {"x": 20, "y": 60}]')  # a vertical stroke, pixels
+    value = add_direction_paths("", paths, 128, 72)
+    stroke = json.loads(value)["strokes"][0]
+    assert stroke["kind"] == "direction" and stroke["points"][0] == [20 / 128, 10 / 72]
+    volume = PriorSource().with_options(motion_brush=value).predict(picture, seed=0)
+    cov = sway_covariance(volume)[0]
+    along_path = (slice(20, 50), slice(14, 26))
+    assert cov[1][along_path].mean() > 4 * cov[0][along_path].mean()
+    with pytest.raises(ValueError, match=r"direction_path\[0\]: point"):
+        add_direction_paths("", parse_coordinates('[{"x": 300, "y": 10}, {"x": 20, "y": 60}]'), 128, 72)
+    with pytest.raises(ValueError, match="at least 2 different points"):
+        add_direction_paths("", parse_coordinates('[{"x": 20, "y": 10}, {"x": 20, "y": 10}]'), 128, 72)

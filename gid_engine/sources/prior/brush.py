@@ -187,3 +187,31 @@ def _distance_to_path(points: torch.Tensor, xx: torch.Tensor, yy: torch.Tensor) 
         distance = ((xx - points[0, 0]) ** 2 + (yy - points[0, 1]) ** 2).sqrt()
         return distance, tangent
     return best, tangent
+
+
+# A drawn path steers a band this wide (fraction of the picture's longer side) around it.
+PATH_RADIUS = 0.08
+
+
+def add_direction_paths(value, paths, width: int, height: int, name: str = "direction_path",
+                        radius: float = PATH_RADIUS, strength: float = 1.0) -> str:
+    """The brush `value` with each drawn path (pixels of a width x height picture, e.g. KJNodes' Spline Editor
+    coordinates) added as a direction stroke: the region along the path sways along it. Returns brush JSON."""
+    brush = parse_motion_brush(value)
+    strokes = [dataclasses.asdict(stroke) for stroke in brush.strokes]
+    for index, path in enumerate(paths):
+        points = []
+        for x, y in path:
+            if not (0 <= x <= width and 0 <= y <= height):
+                raise ValueError(f"{name}[{index}]: point ({x:g}, {y:g}) is outside the {width}x{height} picture")
+            point = [min(1.0, x / width), min(1.0, y / height)]
+            if not points or point != points[-1]:
+                points.append(point)
+        if len(points) < 2:
+            raise ValueError(f"{name}[{index}]: a path needs at least 2 different points (its direction)")
+        strokes.append({"kind": "direction", "points": points[:MAX_POINTS], "radius": radius, "strength": strength})
+    if len(strokes) > MAX_STROKES:
+        raise ValueError(f"{name}: {len(strokes)} strokes with the motion brush's; at most {MAX_STROKES}")
+    for stroke in strokes:
+        stroke["points"] = [list(p) for p in stroke["points"]]
+    return json.dumps({"strokes": strokes})
