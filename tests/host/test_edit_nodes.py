@@ -51,7 +51,7 @@ def test_schema_documents_the_edit_and_the_presets(comfy_host: ComfyHost) -> Non
     assert preset[1]["tooltip"]
     # saved workflows keep their widget order: the new input comes last
     assert list(predict["required"]) == ["gid_model", "image", "seed", "intensity"]
-    assert list(predict["optional"]) == ["mask", "preset", "steps", "cfg", "loop_guidance"]
+    assert list(predict["optional"]) == ["mask", "preset", "steps", "cfg", "loop_guidance", "motion_brush"]
 
 
 def test_edit_reports_the_spectrum_and_magnifies_the_motion(comfy_host: ComfyHost, sample: str) -> None:

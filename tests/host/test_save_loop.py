@@ -105,7 +105,7 @@ def test_save_loop_bad_inputs_are_clear_errors(comfy_host: ComfyHost, sample: st
     prompt = save_loop_prompt(sample, frames=4)
     prompt["rate"] = {"class_type": "PrimitiveFloat", "inputs": {"value": 0.0}}
     prompt["saveloop"]["inputs"]["fps"] = ["rate", 0]
-    expect_save_error(comfy_host, prompt, "fps", "0.0 is out of range", "> 0")
+    expect_save_error(comfy_host, prompt, "fps", "0.0 is out of range", ">= 0.1")
 
     prompt = save_loop_prompt(sample, frames=4)
     prompt["one"] = {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 0}}

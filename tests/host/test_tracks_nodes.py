@@ -53,16 +53,16 @@ def test_tracks_come_out_as_coordinate_json(comfy_host: ComfyHost, sample: str) 
 
 
 def test_a_kjnodes_path_pulls_the_picture_along_it(comfy_host: ComfyHost, sample: str) -> None:
-    """A 7-point KJNodes path from (51, 22) to (57, 22) at 12 fps: frame 0 is the picture, frame 6 (the release)
+    """A 7-point KJNodes path along the dandelion's stalk from (19, 43) to (25, 43) at 12 fps: frame 0 is the picture, frame 6 (the release)
     shows that spot moved to the right."""
-    path = json.dumps([{"x": 51 + i, "y": 22} for i in range(7)])
+    path = json.dumps([{"x": 19 + i, "y": 43} for i in range(7)])
     prompt = dynamics_prompt(sample, "[]", frames=8)
     prompt["spline"] = {"class_type": "PrimitiveStringMultiline", "inputs": {"value": path}}
     prompt["dynamics"]["inputs"]["path"] = ["spline", 0]
     frames = saved_frames(comfy_host, comfy_host.run(prompt, timeout=300))
     picture = frames_of_picture(comfy_host, sample)
     assert np.abs(frames[0] - picture).max() == 0  # the drag eases in from rest
-    at = (51.5 / 128, 22.5 / 72)
+    at = (19.5 / 128, 43.5 / 72)
     moved = flow_at(picture, frames[6], at, radius=3)
     assert moved[0] > 1.0 and abs(moved[1]) < 0.5 * moved[0], moved
 

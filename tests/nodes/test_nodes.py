@@ -65,13 +65,6 @@ def test_motion_brush_stills_what_it_paints_and_is_refused_by_name(pack):
     assert float(volume.coeffs[0, 1:, :, 10:14, 6:10].abs().max()) < 1e-3
     with pytest.raises(ValueError, match="motion_brush"):
         run_node(pack.PredictSpectralVolume, gid_model=model, image=image, seed=1, motion_brush='{"strokes": 3}')
-    # A drawn path (KJNodes coordinates, pixels) steers the sway along it: vertical here.
-    path = '[{"x": 24, "y": 2}, {"x": 24, "y": 22}]'
-    steered = run_node(pack.PredictSpectralVolume, gid_model=model, image=image, seed=1, direction_path=path).result[0]
-    along = steered.coeffs[0, 1:, :, 6:18, 23:26].abs().pow(2).sum(dim=(0, 2, 3))
-    assert float(along[1]) > 4 * float(along[0])
-    with pytest.raises(ValueError, match="direction_path"):
-        run_node(pack.PredictSpectralVolume, gid_model=model, image=image, seed=1, direction_path='[{"x": 1}]')
 
 
 def test_motion_tracks_follow_the_texture(pack, motion_texture):
