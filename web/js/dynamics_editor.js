@@ -4,7 +4,7 @@
 // sent after its last run (physics in dynamics_model.js); the drawing is a backward warp of the picture by each
 // action's object modes (the mode shapes in the object's window), summed.
 import { coordinatesAt, decodeBasis, modeConstants, objectWindow, parseActions, reachAt } from "./dynamics_model.js";
-import { canvasPoint, clearedContext, containRect, loadImage, setWidgetValue, viewURL } from "./media_widgets.js";
+import { canvasPoint, chain, clearedContext, containRect, loadImage, setWidgetValue, viewURL } from "./media_widgets.js";
 
 const EDITOR_HEIGHT = 260;
 const PREVIEW_LONG_SIDE = 256; // the warp runs at this size at most, then is scaled to the node
@@ -382,11 +382,6 @@ export function addDynamicsEditor(node) {
     hideOnZoom: false,
     getMinHeight: () => EDITOR_HEIGHT,
   });
-  const callback = actionsWidget.callback;
-  actionsWidget.callback = function () {
-    const result = callback?.apply(this, arguments);
-    editor.play();
-    return result;
-  };
+  chain(actionsWidget, "callback", () => editor.play());
   return editor;
 }

@@ -162,7 +162,8 @@ export function showLoopPreview(node, previews) {
   view.box.dataset.frameCount = String(preview.frame_count);
 }
 
-/** Run `extra` after a node method (keeping whatever the method did before: other extensions chain it too). */
+/** Run `extra` after a method of a node or widget (keeping whatever the method did before: other extensions chain
+ * it too). */
 export function chain(prototype, method, extra) {
   const original = prototype[method];
   prototype[method] = function () {

@@ -682,11 +682,6 @@ export function addMotionBrush(node) {
     editor.refreshPicture();
   });
   // A value typed into the field (or set by a loaded workflow) shows at once.
-  const callback = brushWidget.callback;
-  brushWidget.callback = function () {
-    const result = callback?.apply(this, arguments);
-    editor.draw();
-    return result;
-  };
+  chain(brushWidget, "callback", () => editor.draw());
   return editor;
 }

@@ -2,7 +2,7 @@
 // the last run (grey: what came in, colour: what went out); the bar itself is the band's gain, dragged up or down.
 // The node's `edit` STRING widget is the only state: the editor reads it on every draw and writes gains/magnify back
 // into it, keeping every other key, so saving, loading, copying and API-format runs all carry the edit.
-import { canvasPoint, clearedContext, setWidgetValue } from "./media_widgets.js";
+import { canvasPoint, chain, clearedContext, setWidgetValue } from "./media_widgets.js";
 
 export const GAIN_MAX = 3;
 // The paper's convention (16 bands, 0 to 3 Hz in 0.2 Hz steps) until a run tells the real bands.
@@ -287,11 +287,6 @@ export function addSpectrumEditor(node) {
     getMinHeight: () => SpectrumEditor.minHeight(),
   });
   // A value typed into the edit field (or set by a loaded workflow) shows on the bars at once.
-  const callback = editWidget.callback;
-  editWidget.callback = function () {
-    const result = callback?.apply(this, arguments);
-    editor.draw();
-    return result;
-  };
+  chain(editWidget, "callback", () => editor.draw());
   return editor;
 }
