@@ -25,7 +25,8 @@ def basis_preview(volume: SpectralVolume, controls: Controls, long_side: int = P
     of all modes; int16 + a scale, base64, layout [h, w]), the object window's radius, the pull's direction floor
     and the run's controls. The page re-derives damping and stiffness from the node's widgets, so changing them
     previews at once."""
-    basis = ModalBasis.from_volume(volume.select(0))
+    basis = ModalBasis.of_objects(volume.select(0))
+    volume = basis.volume
     keep = basis.strongest(min(modes, basis.count))
     h, w = work_size(volume.height, volume.width, long_side)
     small = volume.select(0).resize(h, w)  # resize scales vectors to the small grid: undo it, keep volume pixels

@@ -27,7 +27,7 @@ from .. import checks
 from ..spectral.motion import FPS, FRAMES, MotionTexture
 from ..spectral.volume import SpectralVolume
 from .actions import DRAG_SECONDS, Action
-from .modal import ModalBasis, object_window
+from .modal import ModalBasis, object_window, window_at
 
 DAMPING_MODELS = ("rayleigh", "per_mode")
 # zeta this close to 1 is treated as critical damping (the two-root formula loses precision there).
@@ -195,7 +195,7 @@ def modal_state(volume: SpectralVolume, actions: list[Action], controls: Control
                 ) -> tuple[ModalBasis, torch.Tensor, torch.Tensor, list[Amount]]:
     """(basis, coordinates [N, B, A, M], velocities [N, B, A, M] of each action's object modes at `times`,
     each action's Amount)."""
-    basis = ModalBasis.from_volume(volume)
+    basis = ModalBasis.of_objects(volume)
     shape = (times.numel(), volume.batch, len(actions), basis.count)
     x = torch.zeros(shape, dtype=torch.float64, device=volume.device)
     v = torch.zeros_like(x)
@@ -218,7 +218,9 @@ class DynamicsMotion(MotionTexture):
     modes of each action's object, modal.py).
 
     `weights` [N, B, A, K] complex128 are the q_k of each action's object per frame (0 for DC), `objects` the
-    actions' points (fractions; the windows g_a are rebuilt at the volume's size), `notes` what the user should
+    actions' points (fractions; the windows g_a are rebuilt at the volume's size, or, where `sampled_at` holds
+    (x [P], y [P], height, width), at those P positions of a height x width picture for a volume whose grid is
+    1 x P samples there, as point tracks need), `notes` what the user should
     know (actions limited to their point's reach). It is a MotionTexture, so every renderer draws it unchanged;
     resizing or moving `volume` (as Softmax Splat Render does) keeps the motion.
     """
@@ -226,6 +228,7 @@ class DynamicsMotion(MotionTexture):
     weights: torch.Tensor = dataclasses.field(default=None, kw_only=True)
     objects: tuple[tuple[float, float], ...] = dataclasses.field(default=(), kw_only=True)
     notes: tuple[str, ...] = dataclasses.field(default=(), kw_only=True)
+    sampled_at: tuple | None = dataclasses.field(default=None, kw_only=True)
 
     def fields(self, start: int, stop: int) -> torch.Tensor:
         coeffs = self.volume.coeffs
@@ -234,13 +237,20 @@ class DynamicsMotion(MotionTexture):
         b, k, _, h, w = coeffs.shape
         out = torch.zeros(weights.shape[0], b, 2, h, w, dtype=real_dtype, device=coeffs.device)
         for a, point in enumerate(self.objects):
-            window = object_window(h, w, point, coeffs.device, real_dtype)
+            window = self.window(point, h, w, real_dtype)
             for i in range(b):
                 flat = coeffs[i].reshape(k, -1)
                 field = (weights[:, i, a].real.to(real_dtype) @ flat.real.to(real_dtype)
                          - weights[:, i, a].imag.to(real_dtype) @ flat.imag.to(real_dtype))
                 out[:, i] += field.reshape(-1, 2, h, w) * window
         return out
+
+    def window(self, point: tuple[float, float], h: int, w: int, dtype: torch.dtype) -> torch.Tensor:
+        device = self.volume.coeffs.device
+        if self.sampled_at is None:
+            return object_window(h, w, point, device, dtype)
+        x, y, height, width = self.sampled_at
+        return window_at(x.to(device, dtype), y.to(device, dtype), height, width, point).view(h, w)
 
     def fields_at_zero(self) -> torch.Tensor:
         return self.fields(0, 1)
@@ -257,7 +267,8 @@ def simulate(volume: SpectralVolume, actions: list[Action], controls: Controls |
     controls = (controls or Controls()).checked()
     checks.finite_tensor("spectral_volume", volume.coeffs)
     times = torch.arange(controls.frames, dtype=torch.float64) / controls.fps
-    _, x, _, amounts = modal_state(volume, actions, controls, times)
+    basis, x, _, amounts = modal_state(volume, actions, controls, times)
+    volume = basis.volume  # the objects' modes drive the motion
     # Real coordinates -> Eq. 6's complex q_k = (2/period) (x_re - i x_im); DC gets no weight.
     scale = 2.0 / volume.period
     pairs = x.reshape(*x.shape[:3], volume.num_bins - 1, 2) * scale

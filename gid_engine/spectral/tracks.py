@@ -83,8 +83,10 @@ def sample_tracks(motion: MotionTexture, points: torch.Tensor, height: int, widt
     at = at.view(k, 2, 2, 1, -1)
     coeffs = torch.complex(at[:, :, 0], at[:, :, 1]).unsqueeze(0).to(volume.coeffs.dtype)
     texture = motion.replace(volume=volume.replace(coeffs=coeffs))
-    if hasattr(motion, "weights"):  # a modal response: its per-frame weights are per picture
-        texture = texture.replace(weights=motion.weights[:, batch_index:batch_index + 1])
+    if hasattr(motion, "weights"):  # a modal response: per-picture weights, its objects' windows at the points
+        points64 = points.to(torch.float64)
+        texture = texture.replace(weights=motion.weights[:, batch_index:batch_index + 1],
+                                  sampled_at=(points64[:, 0] + 0.5, points64[:, 1] + 0.5, height, width))
     paths = []
     for start in range(0, motion.frame_count, chunk_frames):
         fields = texture.fields(start, min(start + chunk_frames, motion.frame_count))  # [n, 1, 2, 1, N]

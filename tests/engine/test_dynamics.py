@@ -82,7 +82,7 @@ def test_linearity_doubling_and_superposition():
 
 def test_pulled_state_is_a_force_at_the_point_answered_by_the_modes_of_its_object():
     volume = random_volume()
-    basis = ModalBasis.from_volume(volume)
+    basis = ModalBasis.of_objects(volume)
     point, target = (0.55, 0.45), (0.9, -0.6)
     x = basis.solve(point, target)[0]
     phi = basis.at(point)[0]
@@ -109,7 +109,7 @@ def test_pulled_state_is_a_force_at_the_point_answered_by_the_modes_of_its_objec
 
 def test_a_pull_beyond_the_reach_is_shortened_along_itself_and_noted():
     volume = random_volume()
-    basis = ModalBasis.from_volume(volume)
+    basis = ModalBasis.of_objects(volume)
     point = (0.55, 0.45)
     reach = float(basis.reach(point)[0])
     amplitude = basis.amplitude()[0]
@@ -132,7 +132,7 @@ def test_a_pull_beyond_the_reach_is_shortened_along_itself_and_noted():
 @pytest.mark.parametrize("name", ["dandelion.jpg", "gallery/autumn_meadow.jpg"])
 def test_a_pull_moves_the_pulled_object_and_leaves_the_far_picture_still(name):
     _, volume = prior_volume(ROOT / "samples" / name)
-    basis = ModalBasis.from_volume(volume)
+    basis = ModalBasis.of_objects(volume)
     amplitude = basis.amplitude()[0]
     moving = torch.nonzero(amplitude > 0.5 * basis.lively()[0])
     picks = moving[torch.randint(len(moving), (12,), generator=torch.Generator().manual_seed(1))]
@@ -225,7 +225,7 @@ def test_the_motion_is_the_same_at_any_frame_rate():
 
 def test_impulse_starts_still_and_moves_the_point_with_its_velocity():
     volume = random_volume()
-    basis = ModalBasis.from_volume(volume)
+    basis = ModalBasis.of_objects(volume)
     hit = Action("impulse", (0.5, 0.5), (3.0, -1.2), time_s=0.25)  # a swing within the point's reach
     controls = Controls(frames=100, fps=100)
     times = torch.arange(100, dtype=torch.float64) / 100
@@ -248,12 +248,12 @@ def test_a_late_release_is_dragged_in_smoothly_then_let_go():
 
 def test_the_renderer_draws_it_unchanged_and_resizing_keeps_the_motion():
     picture, volume = prior_volume(ROOT / "samples" / "dandelion.jpg", size=(36, 64))
-    motion = simulate(volume, [Action("pull", (0.5, 0.3), (6.0, 0.0))], Controls(frames=12, fps=12))
+    motion = simulate(volume, [Action("pull", (0.15, 0.6), (6.0, 0.0))], Controls(frames=12, fps=12))
     assert isinstance(motion, DynamicsMotion)
     frames = render_frames(SplatRenderer(), picture, motion)
     assert frames.shape == (1, 12, 36, 64, 3)
     assert float((frames[0, 0] - picture[0].permute(1, 2, 0)).abs().max()) > 0.05
-    bigger = motion.replace(volume=volume.resize(72, 128))
+    bigger = motion.replace(volume=motion.volume.resize(72, 128))  # the objects' modes, as the renderer resizes them
     assert torch.allclose(bigger.fields(0, 1)[0, 0, :, ::2, ::2].abs().max(), 2 * released(motion).abs().max(),
                           rtol=0.3)
 
@@ -316,3 +316,36 @@ def test_poke_cli_writes_the_ring_down_starting_at_the_release(tmp_path):
                               "0.5,0.5", "--pull", "8,0", "--volume", str(tmp_path / "none.safetensors")],
                              cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "--volume: no such file" in missing.stderr
+
+
+def test_object_modes_move_in_step_keep_still_pixels_and_in_step_motion():
+    from gid_engine.dynamics.modal import coherent
+    g = torch.Generator().manual_seed(3)
+    coeffs = torch.zeros(1, 4, 2, 40, 40, dtype=torch.complex128)
+    # In step: every pixel of the left half moves alike; the right half is still.
+    coeffs[:, 1, 0, :, :20] = 30.0 + 10.0j
+    assert torch.allclose(coherent(SpectralVolume(coeffs)).coeffs, coeffs, atol=1e-9)
+    # Out of step: random phases pixel to pixel; the objects' modes are smoother, the still half stays still.
+    noisy = coeffs.clone()
+    noisy[:, 2, 1, :, :20] = 20 * torch.exp(2j * math.pi * torch.rand(40, 20, generator=g, dtype=torch.float64))
+    smooth = coherent(SpectralVolume(noisy)).coeffs
+    assert torch.count_nonzero(smooth[..., 20:]) == 0
+    roughness = lambda c: float((c[:, 2, 1, :, 1:20] - c[:, 2, 1, :, :19]).abs().mean())
+    assert roughness(smooth) < 0.2 * roughness(noisy)
+    assert torch.equal(smooth[:, 0], noisy[:, 0])  # DC is an offset, not a mode
+
+
+def test_cell_stretch_bound_holds_everywhere_in_the_cell():
+    from gid_engine.render.renderer import _bilinear, cell_stretch_bound, stretch_of
+    g = torch.Generator().manual_seed(5)
+    flow = F.interpolate(torch.randn(1, 2, 5, 6, generator=g, dtype=torch.float64) * 4, size=(24, 30),
+                         mode="bicubic", align_corners=True)
+    bound = cell_stretch_bound(flow)
+    x = torch.rand(1, 400, generator=g, dtype=torch.float64) * 24 + 2
+    y = torch.rand(1, 400, generator=g, dtype=torch.float64) * 18 + 2
+    _, fdx, fdy = _bilinear(flow, x, y)
+    stretch = stretch_of(1 + fdx[:, 0], fdy[:, 0], fdx[:, 1], 1 + fdy[:, 1])
+    cells = bound[0, y.floor().long(), x.floor().long()]
+    assert bool((stretch <= cells + 1e-9).all()) and float(stretch.max()) > 1.05
+    assert float(stretch_of(*(torch.tensor(v, dtype=torch.float64) for v in (0.6, -0.8, 0.8, 0.6)))) == \
+        pytest.approx(1.0)  # a rotation does not stretch

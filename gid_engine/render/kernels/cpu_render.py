@@ -191,8 +191,32 @@ if cpu.numba is not None:
 
     @njit(inline="always")
     def _stretch(dxx, dxy, dyx, dyy):  # pragma: no cover - compiled
-        a, b, c, d = 1 + dxx, dxy, dyx, 1 + dyy
-        return max(abs(a) + abs(b), abs(c) + abs(d)), a * d - b * c
+        a, b, c, d = 1 + dxx, dxy, dyx, 1 + dyy  # renderer.stretch_of: the Jacobian's largest singular value
+        squares = a * a + b * b + c * c + d * d
+        det = a * d - b * c
+        return np.sqrt(0.5 * (squares + np.sqrt(max(squares * squares - 4 * det * det, 0.0)))), det
+
+    CONVERGED_PX = 1e-3  # renderer.SURFACE_CONVERGED
+
+    @njit(inline="always")
+    def _cell_bound(flow, y, x, margin, h, w, hp, wp, still2):  # pragma: no cover - compiled
+        """renderer.cell_stretch_bound for the cell at padded (y, x): the largest stretch at its four corners."""
+        if y == 0 or x == 0 or y >= hp - 2 or x >= wp - 2:
+            return np.inf
+        a0, b0, _ = _source(flow, y, x, margin, h, w, still2)
+        a1, b1, _ = _source(flow, y, x + 1, margin, h, w, still2)
+        a2, b2, _ = _source(flow, y + 1, x, margin, h, w, still2)
+        a3, b3, _ = _source(flow, y + 1, x + 1, margin, h, w, still2)
+        most = 0.0
+        for ay in range(2):
+            a = 1 + (np.float64(a1) - a0 if ay == 0 else np.float64(a3) - a2)
+            c = np.float64(b1) - b0 if ay == 0 else np.float64(b3) - b2
+            for ax in range(2):
+                b = np.float64(a2) - a0 if ax == 0 else np.float64(a3) - a1
+                d = 1 + (np.float64(b2) - b0 if ax == 0 else np.float64(b3) - b1)
+                stretch, _ = _stretch(a - 1, b, c, d - 1)
+                most = max(most, stretch)
+        return most
 
     @njit(inline="always")
     def _feature_at(features, ch, sx, sy, hp, wp):  # pragma: no cover - compiled
@@ -209,6 +233,7 @@ if cpu.numba is not None:
         comes from the surface point s (s + flow(s) = q), and s (0 and q when it is no candidate)."""
         fx, fy, _ = _source(flow, int(qy), int(qx), margin, h, w, still2)
         sx, sy = qx - np.float64(fx), qy - np.float64(fy)
+        converged2 = CONVERGED_PX * CONVERGED_PX
         first_stretch = 0.0
         for step in range(steps):
             gx, gy, dxx, dxy, dyx, dyy = _flow_at(flow, sx, sy, margin, h, w, hp, wp, still2)
@@ -220,7 +245,10 @@ if cpu.numba is not None:
             if det > 1e-6:
                 rx, ry = sx + gx - qx, sy + gy - qy
                 a, b, c, d = 1 + dxx, dxy, dyx, 1 + dyy
-                sx, sy = sx - (d * rx - b * ry) / det, sy - (a * ry - c * rx) / det
+                ux, uy = (d * rx - b * ry) / det, (a * ry - c * rx) / det
+                sx, sy = sx - ux, sy - uy
+                if ux * ux + uy * uy < converged2:  # smooth flows converge in a step or two
+                    break
         gx, gy, dxx, dxy, dyx, dyy = _flow_at(flow, sx, sy, margin, h, w, hp, wp, still2)
         stretch, det = _stretch(dxx, dxy, dyx, dyy)
         if not det > 1e-6:
@@ -281,21 +309,19 @@ if cpu.numba is not None:
                     any_hole |= alpha < 1
                     canvas[t, 5] = alpha
             holes[f] = any_hole
-            # A bound on how much the map magnifies anywhere in the frame: within a cell the Jacobian's entries are
-            # blends of the cell's edge differences, so each row sum of |Jacobian| is at most the largest |1 + d|
-            # plus the largest |d'| over all edges. Below MAGNIFIED's first factor and without holes, no pixel takes
-            # the surface.
-            a_max, b_max, c_max, d_max = 1.0, 0.0, 0.0, 1.0  # the padding (replicated flow) has differences 0
-            for y in range(h):
-                for x in range(w):
-                    fx0, fy0, _ = _source(flow[f], y + margin, x + margin, margin, h, w, still2)
-                    fx1, fy1, _ = _source(flow[f], y + margin, x + margin + 1, margin, h, w, still2)
-                    fx2, fy2, _ = _source(flow[f], y + margin + 1, x + margin, margin, h, w, still2)
-                    a_max = max(a_max, abs(1 + np.float64(fx1) - fx0))
-                    b_max = max(b_max, abs(np.float64(fx2) - fx0))
-                    c_max = max(c_max, abs(np.float64(fy1) - fy0))
-                    d_max = max(d_max, abs(1 + np.float64(fy2) - fy0))
-            magnified[f] = max(a_max + b_max, c_max + d_max)
+            # How much the map magnifies at most in each bilinear cell, in column 7 at the cell's top-left corner
+            # (renderer.cell_stretch_bound): only holes and pixels whose first guess lies in a cell bounded above
+            # MAGNIFIED's first factor can take the surface, so the others skip the Newton steps.
+            most = 1.0
+            if hp < 2 or wp < 2:
+                canvas[:, 7] = np.inf
+                most = np.inf
+            for y in range(hp - 1):
+                for x in range(wp - 1):
+                    bound = _cell_bound(flow[f], y, x, margin, h, w, hp, wp, still2)
+                    canvas[(y + 1) * row + x + 1, 7] = bound
+                    most = max(most, bound)
+            magnified[f] = most
             depth_scale = max(depth_scale, 1e-6)
             # The background-preferring fill weight replaces the coverage in column 6.
             any_empty = False
@@ -346,6 +372,17 @@ if cpu.numba is not None:
                 for x in range(w):
                     t = (y + margin + 1) * row + x + margin + 1
                     alpha = np.float64(canvas[t, 5])
+                    candidate = redraw and alpha < 1
+                    if redraw and not candidate:
+                        fx, fy, _ = _source(flow[f], y + margin, x + margin, margin, h, w, still2)
+                        ix, iy, _, _, _, _, _, _ = _cell(np.float64(x + margin) - fx, np.float64(y + margin) - fy,
+                                                         hp, wp)
+                        candidate = canvas[(iy + 1) * row + ix + 1, 7] > surface[7]
+                    if (alpha >= 1 or not fill) and not candidate:
+                        out[p, k, y, x, 0] = canvas[t, 0]
+                        out[p, k, y, x, 1] = canvas[t, 1]
+                        out[p, k, y, x, 2] = canvas[t, 2]
+                        continue
                     v0, v1, v2 = np.float64(canvas[t, 0]), np.float64(canvas[t, 1]), np.float64(canvas[t, 2])
                     if alpha < 1 and fill:
                         x0, x1, lx = _source_index(x + margin, scale_x, wc)
@@ -358,7 +395,7 @@ if cpu.numba is not None:
                         v0 = v0 * alpha + (v0 * own * trust + up0 * (1 - trust)) * (1 - alpha)
                         v1 = v1 * alpha + (v1 * own * trust + up1 * (1 - trust)) * (1 - alpha)
                         v2 = v2 * alpha + (v2 * own * trust + up2 * (1 - trust)) * (1 - alpha)
-                    if redraw:
+                    if candidate:
                         take, sx, sy = _surface_take(
                             features[p], flow[f], np.float64(x + margin), np.float64(y + margin), alpha,
                             np.float64(canvas[t, 3]), margin, h, w, hp, wp, still2, int(surface[0]), surface[1],
