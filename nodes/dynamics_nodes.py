@@ -88,7 +88,8 @@ class InteractiveDynamics(io.ComfyNode):
         motion = simulate(volume, parsed, controls)
         for note in motion.notes:  # actions their point could not follow (also shown on the node's editor)
             logging.warning("GID Interactive Dynamics: %s", note)
-        return io.NodeOutput(motion.replace(volume=volume.to(bridge.output_device())), controls.fps,
+        # The motion is driven by its objects' modes (motion.volume), not by the input volume itself.
+        return io.NodeOutput(motion.replace(volume=motion.volume.to(bridge.output_device())), controls.fps,
                              ui=dynamics_ui(volume, controls, image, motion.notes))
 
 

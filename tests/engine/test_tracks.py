@@ -120,7 +120,7 @@ def test_bad_coordinates_are_named(text, message):
 
 
 def test_a_drawn_path_becomes_a_pull(dandelion):
-    paths = [[(38.0, 86.0), (44.0, 86.0), (54.0, 90.0)]]  # along the dandelion's stalk
+    paths = [[(38.0, 86.0), (44.0, 86.0), (54.0, 90.0)]]  # through the grass left of the big dandelion
     (pull,) = pulls_from_paths(paths, H, W, width=W, height=H, fps=10.0)
     assert pull == Action("pull", (38.5 / W, 86.5 / H), (16.0, 4.0), 0.2)
     # a path drawn on a picture twice the volume's size pulls half as many volume pixels

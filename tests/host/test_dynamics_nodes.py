@@ -14,7 +14,7 @@ from test_pack import sample, webp_frames  # noqa: F401  (sample is a fixture)
 
 REPO = Path(__file__).resolve().parents[2]
 BUILTIN = "builtin: procedural motion prior"
-PULL_AT = (0.15, 0.6)  # the dandelion's stalk
+PULL_AT = (0.15, 0.6)  # grass left of the big dandelion (the head itself stays still)
 
 
 def dynamics_prompt(image_name: str, actions: str, frames: int = 12, **controls: Any) -> dict[str, Any]:

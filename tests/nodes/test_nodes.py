@@ -6,6 +6,8 @@ import json
 
 import pytest
 import torch
+
+from gid_engine.spectral.volume import SpectralVolume
 from node_harness import engine, run_node
 
 import comfy_fakes
@@ -161,6 +163,18 @@ def test_interactive_dynamics_pull_and_release(pack, volume):
                    image=picture())
     texture, fps = out.result
     assert texture.frame_count == 5 and fps == 10.0
+    # The texture keeps its objects' modes: the point lands where it was pulled, also on a volume whose pixels sway
+    # out of step (where the input volume's own modes would move it elsewhere).
+    h, w = volume.height, volume.width
+    g = torch.Generator().manual_seed(0)
+    rough = SpectralVolume(torch.randn(1, volume.num_bins, 2, h, w, 2, generator=g).mul(40).contiguous()
+                           .view(torch.complex64) .squeeze(-1), volume.fps, volume.period)
+    small = json.dumps([{"type": "pull", "at": [0.5, 0.5], "pull": [1.5, 0]}])  # within the point's reach
+    texture, _ = run_node(pack.InteractiveDynamics, spectral_volume=rough, actions=small, frames=2,
+                          fps=10.0).result
+    assert not texture.notes
+    released = texture.fields(0, 1)[0, 0, :, h // 2, w // 2].float().cpu()
+    assert torch.allclose(released, torch.tensor([1.5, 0.0]), atol=0.2), released
     payload, = out.ui["gid_dynamics"]
     assert payload["picture"]["type"] == "temp"
     with pytest.raises(ValueError, match="actions"):
