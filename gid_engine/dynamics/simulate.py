@@ -222,7 +222,9 @@ class DynamicsMotion(MotionTexture):
     (x [P], y [P], height, width), at those P positions of a height x width picture for a volume whose grid is
     1 x P samples there, as point tracks need), `notes` what the user should
     know (actions limited to their point's reach). It is a MotionTexture, so every renderer draws it unchanged;
-    resizing or moving `volume` (as Softmax Splat Render does) keeps the motion.
+    resizing or moving `volume` (as Softmax Splat Render does) keeps the motion. `volume` holds the objects' modes
+    (modal.coherent of the simulated volume): the weights belong to them, so putting the input volume back in
+    would draw another motion.
     """
 
     weights: torch.Tensor = dataclasses.field(default=None, kw_only=True)
