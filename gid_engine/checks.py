@@ -7,6 +7,7 @@ min/max), an API caller and a CLI user. Nothing is clamped: a value outside the 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from numbers import Integral, Real
 
@@ -16,6 +17,17 @@ import torch
 def _shown(value) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def json_value(name: str, value, hint: str = ""):
+    """A widget's JSON value: a string is decoded (an error names the input, where the JSON breaks, and `hint`),
+    anything else (an already decoded value arriving through a link or an API call) is returned as it is."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{name}: not valid JSON ({err.msg} at line {err.lineno} column {err.colno}){hint}") from None
 
 
 def number(name: str, value, *, minimum: float | None = None, maximum: float | None = None,

@@ -90,7 +90,7 @@ class InteractiveDynamics(io.ComfyNode):
             logging.warning("GID Interactive Dynamics: %s", note)
         # The motion is driven by its objects' modes (motion.volume), not by the input volume itself.
         return io.NodeOutput(motion.replace(volume=motion.volume.to(bridge.output_device())), controls.fps,
-                             ui=dynamics_ui(volume, controls, image, motion.notes))
+                             ui=dynamics_ui(volume, motion, controls, image))
 
 
 def drawn_pulls(volume: SpectralVolume, controls: Controls, image, path, tracks) -> list:

@@ -18,7 +18,7 @@ from PIL import Image
 import folder_paths
 
 from ..gid_engine.dynamics.preview import basis_preview
-from ..gid_engine.dynamics.simulate import Controls
+from ..gid_engine.dynamics.simulate import Controls, DynamicsMotion
 from ..gid_engine.spectral.edit import spectrum_report
 from ..gid_engine.spectral.overlay import mobility_overlay, motion_overlay
 from ..gid_engine.spectral.volume import SpectralVolume
@@ -130,11 +130,12 @@ def spectrum_ui(before: SpectralVolume, edited: SpectralVolume) -> dict:
     return {"gid_spectrum": spectrum_report(before, edited), **motion_overlay_ui(edited)}
 
 
-def dynamics_ui(volume: SpectralVolume, controls: Controls, image: torch.Tensor | None,
-                notes: tuple[str, ...] | list[str] = ()) -> dict:
-    """{"gid_dynamics": [the modal basis preview, the notes on actions their point could not follow, and the first
-    picture as a temp PNG for the editor to warp]} and the volume's overlay (the editor draws it too)."""
-    payload = {**basis_preview(volume, controls), "notes": list(notes)}
+def dynamics_ui(volume: SpectralVolume, motion: DynamicsMotion, controls: Controls,
+                image: torch.Tensor | None) -> dict:
+    """{"gid_dynamics": [the modal basis preview of the motion's objects, the notes on actions their point could
+    not follow, and the first picture as a temp PNG for the editor to warp]} and the input volume's overlay (the
+    editor draws it too)."""
+    payload = {**basis_preview(motion.volume, controls), "notes": list(motion.notes)}
     if image is not None:
         picture = shrunk(image[:1].permute(0, 3, 1, 2), preview_size(image.shape[1], image.shape[2]))
         filename, subfolder = save_temp_pictures("gid_dynamics", picture.permute(0, 2, 3, 1), ".png")

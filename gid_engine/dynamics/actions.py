@@ -66,14 +66,8 @@ def parse_action(item, index: int, name: str = "actions") -> Action:
 
 def parse_actions(text, name: str = "actions") -> list[Action]:
     """The actions JSON (a string, or an already decoded list) -> validated actions."""
-    if isinstance(text, str):
-        try:
-            value = json.loads(text) if text.strip() else []
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{name}: not valid JSON ({err.msg} at line {err.lineno} column {err.colno}); "
-                             'expected a list such as [{"type": "pull", "at": [0.5, 0.4], "pull": [20, 0]}]') from None
-    else:
-        value = text
+    value = [] if isinstance(text, str) and not text.strip() else checks.json_value(
+        name, text, '; expected a list such as [{"type": "pull", "at": [0.5, 0.4], "pull": [20, 0]}]')
     if not isinstance(value, list):
         raise ValueError(f"{name}: expected a JSON list of actions ([] for none), got {json.dumps(value)[:80]}")
     if len(value) > MAX_ACTIONS:

@@ -17,19 +17,20 @@ PREVIEW_MODES = 16  # the strongest real modes; enough for a faithful preview, ~
 INT16_MAX = 32767
 
 
-def basis_preview(volume: SpectralVolume, controls: Controls, long_side: int = PREVIEW_LONG_SIDE,
+def basis_preview(objects: SpectralVolume, controls: Controls, long_side: int = PREVIEW_LONG_SIDE,
                   modes: int = PREVIEW_MODES) -> dict:
-    """JSON-able: the first picture's strongest mode shapes on a coarse grid (int16 + a scale per mode, base64,
+    """JSON-able, from the objects' modes a simulation drove (DynamicsMotion.volume, modal.coherent of the input;
+    taken as they are, so the page previews exactly what was rendered): the first picture's strongest mode shapes on a coarse grid (int16 + a scale per mode, base64,
     layout [M, 2, h, w], pixels of the volume's grid), their natural frequencies (rad/s, before stiffness), the
     range of all modes' frequencies (for the Rayleigh fit), how far each grid cell can be pulled (modal.ModalBasis.reach,
     of all modes; int16 + a scale, base64, layout [h, w]), the object window's radius, the pull's direction floor
     and the run's controls. The page re-derives damping and stiffness from the node's widgets, so changing them
     previews at once."""
-    basis = ModalBasis.of_objects(volume.select(0))
-    volume = basis.volume
+    volume = objects.select(0)
+    basis = ModalBasis.from_volume(volume)
     keep = basis.strongest(min(modes, basis.count))
     h, w = work_size(volume.height, volume.width, long_side)
-    small = volume.select(0).resize(h, w)  # resize scales vectors to the small grid: undo it, keep volume pixels
+    small = volume.resize(h, w)  # resize scales vectors to the small grid: undo it, keep volume pixels
     unscale = torch.tensor([volume.width / w, volume.height / h], dtype=torch.float64, device=volume.device)
     shapes = (basis.shapes(small.coeffs)[0, keep] * unscale.view(1, 2, 1, 1)).float()  # [M, 2, h, w]
     peak = shapes.abs().amax(dim=(1, 2, 3)).clamp(min=1e-12)

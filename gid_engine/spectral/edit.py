@@ -40,7 +40,6 @@ volume is returned bit for bit.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 
 import torch
@@ -81,13 +80,7 @@ class SpectrumEdit:
         """Validate the JSON edit state; every problem names its key and what was expected."""
         if text is None or (isinstance(text, str) and not text.strip()):
             return cls()
-        if isinstance(text, str):
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"edit: not valid JSON ({err.msg} at line {err.lineno} column {err.colno})") from None
-        else:
-            data = text
+        data = checks.json_value("edit", text)
         if not isinstance(data, dict):
             raise ValueError(f"edit: expected a JSON object like {{\"magnify\": 2}}, got {type(data).__name__}")
         unknown = sorted(set(data) - KNOWN_KEYS)

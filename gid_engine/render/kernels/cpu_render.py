@@ -200,20 +200,22 @@ if cpu.numba is not None:
 
     @njit(inline="always")
     def _cell_bound(flow, y, x, margin, h, w, hp, wp, still2):  # pragma: no cover - compiled
-        """A bound on the stretch anywhere in the cell at padded (y, x), cheaper than renderer.cell_stretch_bound
-        (no square roots): the largest singular value is at most the largest row or column sum of |Jacobian|,
-        and within the cell each entry is at most its largest value on the cell's edges."""
+        """renderer.cell_stretch_bound for the cell at padded (y, x): the largest stretch at its four corners."""
         if y == 0 or x == 0 or y >= hp - 2 or x >= wp - 2:
             return np.inf
         a0, b0, _ = _source(flow, y, x, margin, h, w, still2)
         a1, b1, _ = _source(flow, y, x + 1, margin, h, w, still2)
         a2, b2, _ = _source(flow, y + 1, x, margin, h, w, still2)
         a3, b3, _ = _source(flow, y + 1, x + 1, margin, h, w, still2)
-        ja = max(abs(1 + np.float64(a1) - a0), abs(1 + np.float64(a3) - a2))
-        jb = max(abs(np.float64(a2) - a0), abs(np.float64(a3) - a1))
-        jc = max(abs(np.float64(b1) - b0), abs(np.float64(b3) - b2))
-        jd = max(abs(1 + np.float64(b2) - b0), abs(1 + np.float64(b3) - b1))
-        return max(ja + jb, jc + jd, ja + jc, jb + jd)
+        most = 0.0
+        for top in (True, False):  # d/dx along the cell's top or bottom edge
+            dxx = np.float64(a1) - a0 if top else np.float64(a3) - a2
+            dyx = np.float64(b1) - b0 if top else np.float64(b3) - b2
+            for left in (True, False):  # d/dy along its left or right edge
+                dxy = np.float64(a2) - a0 if left else np.float64(a3) - a1
+                dyy = np.float64(b2) - b0 if left else np.float64(b3) - b1
+                most = max(most, _stretch(dxx, dxy, dyx, dyy)[0])
+        return most
 
     @njit(inline="always")
     def _feature_at(features, ch, sx, sy, hp, wp):  # pragma: no cover - compiled

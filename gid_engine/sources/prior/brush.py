@@ -107,11 +107,7 @@ def parse_motion_brush(value) -> MotionBrush:
     """The brush from its widget value (a JSON string, or the parsed object); errors name `motion_brush`."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return MotionBrush()
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{NAME}: not valid JSON ({err.msg} at character {err.pos})") from None
+    value = checks.json_value(NAME, value)
     if not isinstance(value, dict):
         raise ValueError(f"{NAME}: expected a JSON object with a \"strokes\" list, got {type(value).__name__}")
     unknown = set(value) - {"strokes", "version"}
