@@ -57,6 +57,10 @@ FRONT_GAP = (0.25, 0.5)
 # value; starting the redraw at 1.25 instead cost 3.3 dB against a backward warp on shifted bumps
 # (benchmarks/dynamics.py, stretch), and the redraw is what slows the renderer on strongly swaying pictures.
 MAGNIFIED = (1.05, 1.25)
+# A pixel splatted with alpha of this or more is no hole for the redraw (a hole by 1 - alpha, scaled to reach 0
+# here): float32 coverage sums of fully covered pixels fall a hair short of 1, and a sixth of a swaying picture's
+# pixels would otherwise each take Newton steps for a redraw weight of 1e-7.
+COVERED = 0.99
 
 
 def importance_metric(motion: MotionTexture, temperature: float = DEFAULT_TEMPERATURE) -> torch.Tensor:
@@ -138,42 +142,68 @@ def stretch_of(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, d: torch.Tenso
     return torch.sqrt(0.5 * (squares + torch.sqrt((squares * squares - 4 * det * det).clamp(min=0))))
 
 
-def surface_points(picture: torch.Tensor, flow: torch.Tensor, qx: torch.Tensor, qy: torch.Tensor
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """For pixels q = (qx, qy) [N, ...] (float64), the picture's point s that the flow carries onto q
-    (s + flow(s) = q, Newton steps from s = q - flow(q)): its features [N, C, ...] (bilinear), how far it is
-    believed to be the surface there, how much the map stretches it there and at the first guess [N, ...]
-    (stretch_of).
+def surface_take(picture: torch.Tensor, flow: torch.Tensor, qx: torch.Tensor, qy: torch.Tensor, alpha: torch.Tensor,
+                 depth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """How much of each pixel q = (qx, qy) [M] (float64) comes from the picture's point s that the flow carries onto
+    q (s + flow(s) = q, Newton steps from the first guess s = q - flow(q)), and that point's colour [3, M].
 
-    Belief is 0 where no point lands on q (the residual stays above SURFACE_RESIDUAL), where the map tears (stretch
-    of SURFACE_STRETCH or more: neighbours moving apart, a disocclusion) or folds. picture [N or 1, C, H, W],
-    flow [N, 2, H, W] on the same (padded) grid.
+    A pixel takes the surface point where it is a hole (alpha [M] below COVERED: the fill would paint it with what
+    lies behind) or magnified (splatting draws it blocky): by how much it is magnified (stretch_of, at s and at the
+    first guess, MAGNIFIED), times how far s is believed. Belief is 0 where no point lands on q (the residual stays above
+    SURFACE_RESIDUAL), where the map tears (stretch of SURFACE_STRETCH or more: neighbours moving apart, a
+    disocclusion) or folds, and where something else is in front (the splatted depth [M] exceeds s's metric by
+    FRONT_GAP). A point whose last Newton step moved it less than SURFACE_CONVERGED keeps what that step saw (its
+    residual, stretch); only the others are looked up once more. picture [1, 4+, H, W] (colour, metric), flow
+    [1, 2, H, W] on the same grid. The fused CPU kernel (kernels/cpu_render._surface_take) does the same per pixel.
     """
     flow = flow.to(torch.float64)
-    pixel = (qy.round().long() * flow.shape[-1] + qx.round().long()).flatten(1)  # q are pixel centres
-    start = flow.flatten(2).gather(2, pixel.unsqueeze(1).expand(-1, 2, -1)).view(flow.shape[0], 2, *qx.shape[1:])
-    sx, sy = qx - start[:, 0], qy - start[:, 1]
-    first_stretch = None
-    for _ in range(SURFACE_STEPS):
-        f, fdx, fdy = _bilinear(flow, sx, sy)
-        rx, ry = sx + f[:, 0] - qx, sy + f[:, 1] - qy
-        a, b, c, d = 1 + fdx[:, 0], fdy[:, 0], fdx[:, 1], 1 + fdy[:, 1]  # the map's Jacobian at s
+    count = qx.numel()
+    first = flow[0][:, qy.round().long(), qx.round().long()]  # q are pixel centres
+    sx, sy = qx - first[0], qy - first[1]
+    stretch, residual, det = (torch.zeros(count, dtype=torch.float64, device=flow.device) for _ in range(3))
+    active = torch.arange(count, device=flow.device)
+    first_stretch = wanted = None
+    for step in range(SURFACE_STEPS):
+        x, y = sx[active], sy[active]
+        f, fdx, fdy = _bilinear(flow, x[None], y[None])
+        a, b, c, d = 1 + fdx[0, 0], fdy[0, 0], fdx[0, 1], 1 + fdy[0, 1]  # the map's Jacobian at s
+        step_stretch = stretch_of(a, b, c, d)
         if first_stretch is None:
-            first_stretch = stretch_of(a, b, c, d)
-        det = a * d - b * c
-        ok = det > 1e-6
-        safe = torch.where(ok, det, torch.ones_like(det))
+            first_stretch = step_stretch
+            wanted = torch.nonzero((alpha < COVERED) | (step_stretch > MAGNIFIED[0])).flatten()  # the rest take 0
+            active = wanted
+            x, y, f, a, b, c, d, step_stretch = (t[..., wanted] for t in (x, y, f, a, b, c, d, step_stretch))
+        rx, ry = x + f[0, 0] - qx[active], y + f[0, 1] - qy[active]
+        step_det = a * d - b * c
+        ok = step_det > 1e-6  # a folded point takes no step and is not believed (det stays 0)
+        safe = torch.where(ok, step_det, torch.ones_like(step_det))
         ux, uy = torch.where(ok, (d * rx - b * ry) / safe, 0), torch.where(ok, (a * ry - c * rx) / safe, 0)
-        sx, sy = sx - ux, sy - uy
-        if not bool((ux * ux + uy * uy >= SURFACE_CONVERGED ** 2).any()):  # smooth flows converge in a step or two
+        sx[active], sy[active] = x - ux, y - uy
+        done = ok & (ux * ux + uy * uy < SURFACE_CONVERGED ** 2)  # smooth flows converge in a step or two
+        finished = active[done]
+        stretch[finished], residual[finished], det[finished] = step_stretch[done], torch.hypot(rx, ry)[done], \
+            step_det[done]
+        active = active[ok & ~done]
+        if not active.numel():
             break
-    f, fdx, fdy = _bilinear(flow, sx, sy)
-    residual = torch.hypot(sx + f[:, 0] - qx, sy + f[:, 1] - qy)
-    a, b, c, d = 1 + fdx[:, 0], fdy[:, 0], fdx[:, 1], 1 + fdy[:, 1]
-    stretch = stretch_of(a, b, c, d)
-    belief = _ramp(residual, *SURFACE_RESIDUAL) * _ramp(stretch, *SURFACE_STRETCH) * (a * d - b * c > 1e-6)
-    features, _, _ = _bilinear(picture.to(torch.float64).expand(flow.shape[0], -1, -1, -1), sx, sy)
-    return features, belief, stretch, stretch if first_stretch is None else first_stretch
+    if active.numel():
+        x, y = sx[active], sy[active]
+        f, fdx, fdy = _bilinear(flow, x[None], y[None])
+        a, b, c, d = 1 + fdx[0, 0], fdy[0, 0], fdx[0, 1], 1 + fdy[0, 1]
+        stretch[active], det[active] = stretch_of(a, b, c, d), a * d - b * c
+        residual[active] = torch.hypot(x + f[0, 0] - qx[active], y + f[0, 1] - qy[active])
+    take = torch.zeros(count, dtype=torch.float64, device=flow.device)
+    colour = torch.zeros(3, count, dtype=torch.float64, device=flow.device)
+    if wanted is None or not wanted.numel():
+        return take, colour
+    features, _, _ = _bilinear(picture[:, :4].to(torch.float64), sx[wanted][None], sy[wanted][None])
+    stretch, first_stretch = stretch[wanted], first_stretch[wanted]
+    belief = _ramp(residual[wanted], *SURFACE_RESIDUAL) * _ramp(stretch, *SURFACE_STRETCH) * (det[wanted] > 1e-6)
+    front = _ramp(depth[wanted] - features[0, 3], *FRONT_GAP)
+    magnified = 1 - _ramp(torch.minimum(stretch, first_stretch), *MAGNIFIED)
+    take[wanted] = belief * front * torch.maximum(_ramp(alpha[wanted], 0.0, COVERED), magnified)
+    colour[:, wanted] = features[0, :3]
+    return take, colour
 
 
 def cell_stretch_bound(flow: torch.Tensor) -> torch.Tensor:
@@ -201,7 +231,7 @@ def draw_stretched_surface(estimate: torch.Tensor, alpha: torch.Tensor, coverage
                            picture: torch.Tensor, flow: torch.Tensor, margin: int = 0) -> torch.Tensor:
     """Redraw what splatting draws badly on a stretched surface: its holes (gaps between the spread-apart pixels,
     which the fill would paint with what lies behind) and its magnified parts (blocky), from the surface point
-    itself (surface_points). Only holes and pixels whose first guess s = q - flow(q) is magnified by MAGNIFIED[0]
+    itself (surface_take). Only holes and pixels whose first guess s = q - flow(q) is magnified by MAGNIFIED[0]
     or more can change, and only they take Newton steps; the rest are returned as they are.
     estimate [N, 3, H, W] (the splat with its holes filled), alpha/coverage/depth [N, 1, H, W]; picture [N or 1, 4+,
     H, W] (colour, metric) and flow [N, 2, H, W] on the same grid, padded by `margin` pixels that are cut away
@@ -214,7 +244,7 @@ def draw_stretched_surface(estimate: torch.Tensor, alpha: torch.Tensor, coverage
     sx = (qx - flow[:, 0]).clamp(0, w - 1).floor().clamp(max=max(w - 2, 0)).long()
     sy = (qy - flow[:, 1]).clamp(0, h - 1).floor().clamp(max=max(h - 2, 0)).long()
     bound = cell_stretch_bound(flow).flatten(1).gather(1, (sy * w + sx).flatten(1)).view(n, h, w)
-    candidates = (alpha[:, 0] < 1) | (bound > MAGNIFIED[0])
+    candidates = (alpha[:, 0] < COVERED) | (bound > MAGNIFIED[0])
     if margin:
         inner = torch.zeros_like(candidates)
         inner[:, margin:h - margin, margin:w - margin] = True
@@ -222,19 +252,14 @@ def draw_stretched_surface(estimate: torch.Tensor, alpha: torch.Tensor, coverage
     if not bool(candidates.any()):
         return estimate
     out = estimate.clone()
-    pictures = picture[:, :4].expand(n, -1, -1, -1)
     for i in torch.nonzero(candidates.flatten(1).any(dim=1)).flatten().tolist():
         where = torch.nonzero(candidates[i].flatten()).flatten()
-        px, py = (where % w).to(torch.float64).unsqueeze(0), (where // w).to(torch.float64).unsqueeze(0)
-        features, belief, stretch, first_stretch = surface_points(pictures[i:i + 1], flow[i:i + 1], px, py)
-        depth_at = depth[i, 0].flatten()[where].to(torch.float64)
-        alpha_at = alpha[i, 0].flatten()[where].to(torch.float64)
-        front = _ramp(depth_at - features[0, 3], *FRONT_GAP)
-        # Magnified at s and at the first guess (as the fused kernel, which looks no further at the others).
-        magnified = 1 - _ramp(torch.minimum(stretch[0], first_stretch[0]), *MAGNIFIED)
-        take = belief[0] * front * torch.maximum(1 - alpha_at, magnified)
+        px, py = (where % w).to(torch.float64), (where // w).to(torch.float64)
+        take, colour = surface_take(picture[min(i, picture.shape[0] - 1)][None], flow[i:i + 1], px, py,
+                                    alpha[i, 0].flatten()[where].to(torch.float64),
+                                    depth[i, 0].flatten()[where].to(torch.float64))
         flat = out[i].flatten(1)
-        flat[:, where] = (flat[:, where] + (features[0, :3] - flat[:, where]) * take).to(out.dtype)
+        flat[:, where] = (flat[:, where] + (colour - flat[:, where]) * take).to(out.dtype)
     return out
 
 
@@ -377,7 +402,7 @@ class SplatRenderer:
         features = F.pad(torch.cat([image, metric.to(image.dtype)], dim=1), pad, mode="replicate")
         features = torch.cat([features, F.pad(torch.ones_like(image[:, :1]), pad)], dim=1)
         z = features[:, 3].contiguous()
-        surface = (SURFACE_STEPS, *SURFACE_RESIDUAL, *SURFACE_STRETCH, *FRONT_GAP, *MAGNIFIED)
+        surface = (SURFACE_STEPS, *SURFACE_RESIDUAL, *SURFACE_STRETCH, *FRONT_GAP, *MAGNIFIED, COVERED)
         return cpu_render.render_frames(features, z, shifted_exp(z), flow, margin, self.still_below_px,
                                         BORDER_TRUST, self.background_preference, surface)
 

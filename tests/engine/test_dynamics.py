@@ -349,3 +349,23 @@ def test_cell_stretch_bound_holds_everywhere_in_the_cell():
     assert bool((stretch <= cells + 1e-9).all()) and float(stretch.max()) > 1.05
     assert float(stretch_of(*(torch.tensor(v, dtype=torch.float64) for v in (0.6, -0.8, 0.8, 0.6)))) == \
         pytest.approx(1.0)  # a rotation does not stretch
+
+
+def test_fused_kernels_cell_flags_are_the_cell_stretch_bound():
+    """The fused renderer flags cells without square roots; it must flag exactly the cells the bound puts above
+    MAGNIFIED's first factor."""
+    from gid_engine.render.kernels import cpu as cpu_kernel
+    if not cpu_kernel.available():
+        pytest.skip(f"numba unavailable: {cpu_kernel.IMPORT_ERROR}")
+    from gid_engine.render.kernels.cpu_render import _magnified_cells
+    from gid_engine.render.renderer import MAGNIFIED, cell_stretch_bound
+    g = torch.Generator().manual_seed(7)
+    flow = F.interpolate(torch.randn(1, 2, 5, 6, generator=g, dtype=torch.float64) * 3, size=(40, 50),
+                         mode="bicubic", align_corners=True)
+    flags = np.empty((40, 50), dtype=np.uint8)
+    anywhere = _magnified_cells(flow[0].numpy(), MAGNIFIED[0], flags)
+    bound = cell_stretch_bound(flow)[0]
+    inner = (slice(1, 38), slice(1, 48))  # the bound's border cells are inf; the kernel tests them too
+    expected = (bound[inner] > MAGNIFIED[0]).numpy()
+    assert anywhere and 0.05 < expected.mean() < 0.95
+    assert np.array_equal(flags[inner].astype(bool), expected)

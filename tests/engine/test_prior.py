@@ -130,3 +130,19 @@ def test_plants_bend_from_their_support():
     rms = volume.rms_displacement()[0]
     top, base = rms[26:40, 34:62].mean(), rms[64:76, 34:62].mean()
     assert top > 1.3 * base
+
+
+def test_a_crown_rising_from_the_bottom_edge_sways_most_at_its_top():
+    """A tree held below the frame (its crown rises from the bottom edge against the sky) bends like a cantilever;
+    a meadow that ends low in the picture and grass that fills the frame are no crown."""
+    from gid_engine.sources.prior.mobility import CROWN_BASE, crown_growth
+
+    crown = torch.zeros(100, 80, dtype=torch.bool)
+    crown[25:, 20:60] = True
+    factor = crown_growth(crown)
+    assert factor[99, 40] == pytest.approx(CROWN_BASE, abs=0.01)
+    assert factor[26, 40] > 0.95 and factor[99, 40] < factor[70, 40] < factor[40, 40] < factor[26, 40]
+    meadow = torch.zeros(100, 80, dtype=torch.bool)
+    meadow[70:] = True
+    field = torch.ones(100, 80, dtype=torch.bool)
+    assert bool((crown_growth(meadow) == 1).all()) and bool((crown_growth(field) == 1).all())

@@ -114,27 +114,64 @@ if cpu.numba is not None:
             return fx * 0, fy * 0, True
         return fx, fy, fx == 0 and fy == 0
 
-    @njit(cache=True, nogil=True)
-    def _splat_picture(features, exp_z, metric, per_target, flow, margin, still2, canvas, zmax
-                       ):  # pragma: no cover - compiled
-        """Softmax-splat the padded picture features [5, H', W'] (colour, metric, inside) by the unpadded
-        flow [2, h, w] (replicated into the margin, invisible drift snapped to 0) into canvas
-        [(H' + 3) * (W' + 3), 8]: the five features, the softmax weight sum and the coverage (cpu.splat_frame
-        with the channel count fixed, so each corner is seven adds of values held in registers)."""
-        _, hp, wp = features.shape
+    @njit(inline="always")
+    def _pad_flow(flow, margin, still2, padded):  # pragma: no cover - compiled
+        """padded [2, H', W'] = the flow [2, h, w] replicated into the margin, invisible drift snapped to 0 (_source),
+        so every later lookup is one load."""
         h, w = flow.shape[1:]
+        _, hp, wp = padded.shape
+        for y in range(hp):
+            for x in range(wp):
+                fx, fy, _ = _source(flow, y, x, margin, h, w, still2)
+                padded[0, y, x], padded[1, y, x] = fx, fy
+
+    @njit(cache=True, nogil=True, fastmath=True)
+    def _magnified_cells(padded, t, flags):  # pragma: no cover - compiled
+        """flags [H', W'] = 1 where the bilinear cell whose top-left corner is that pixel magnifies by more than t
+        somewhere (renderer.cell_stretch_bound: the largest stretch is at one of the cell's four corners), tested
+        without square roots (stretch <= t iff S <= 2t^2 and t^2 S - det^2 <= t^4); returns whether any cell does.
+        The torch path takes the grid's border cells as candidates too, for first guesses s = q - flow(q) beyond the
+        grid, where _bilinear holds the border; _render_frames takes those as candidates itself."""
+        _, hp, wp = padded.shape
+        t2 = t * t
+        flags[:] = 0
+        anywhere = False
+        for y in range(hp - 1):
+            for x in range(wp - 1):
+                a0, a1 = np.float64(padded[0, y, x]), np.float64(padded[0, y, x + 1])
+                a2, a3 = np.float64(padded[0, y + 1, x]), np.float64(padded[0, y + 1, x + 1])
+                b0, b1 = np.float64(padded[1, y, x]), np.float64(padded[1, y, x + 1])
+                b2, b3 = np.float64(padded[1, y + 1, x]), np.float64(padded[1, y + 1, x + 1])
+                most = False
+                for top in range(2):  # d/dx along the cell's top or bottom edge
+                    a = 1 + (a1 - a0 if top else a3 - a2)
+                    c = b1 - b0 if top else b3 - b2
+                    for left in range(2):  # d/dy along its left or right edge
+                        b = a2 - a0 if left else a3 - a1
+                        d = 1 + (b2 - b0 if left else b3 - b1)
+                        squares, det = a * a + b * b + c * c + d * d, a * d - b * c
+                        most |= squares > 2 * t2 or t2 * squares - det * det > t2 * t2
+                flags[y, x] = most
+                anywhere |= most
+        return anywhere
+
+    @njit(cache=True, nogil=True)
+    def _splat_picture(features, exp_z, metric, per_target, padded, canvas, zmax):  # pragma: no cover - compiled
+        """Softmax-splat the padded picture features [5, H', W'] (colour, metric, inside) by the padded flow
+        [2, H', W'] (_pad_flow) into canvas [(H' + 3) * (W' + 3), 8]: the five features, the softmax weight sum
+        and the coverage (cpu.splat_frame with the channel count fixed, so each corner is seven adds of values
+        held in registers)."""
+        _, hp, wp = features.shape
         row = wp + 3
         if per_target:
             for y in range(hp):
                 for x in range(wp):
-                    fx, fy, _ = _source(flow, y, x, margin, h, w, still2)
-                    t, ax, ay = cpu.landing(fx, fy, y, x, hp, wp, row)
+                    t, ax, ay = cpu.landing(padded[0, y, x], padded[1, y, x], y, x, hp, wp, row)
                     cpu.raise_shift(zmax, t, row, ax, ay, np.float64(metric[y, x]))
         one = canvas.dtype.type(1)
         for y in range(hp):
             for x in range(wp):
-                fx, fy, _ = _source(flow, y, x, margin, h, w, still2)
-                t, ax, ay = cpu.landing(fx, fy, y, x, hp, wp, row)
+                t, ax, ay = cpu.landing(padded[0, y, x], padded[1, y, x], y, x, hp, wp, row)
                 f0, f1, f2, f3, f4 = (features[0, y, x], features[1, y, x], features[2, y, x], features[3, y, x],
                                       features[4, y, x])
                 b00, b01, b10, b11 = (1 - ax) * (1 - ay), ax * (1 - ay), (1 - ax) * ay, ax * ay
@@ -172,16 +209,14 @@ if cpu.numba is not None:
         return ix, iy, min(ix + 1, wp - 1), min(iy + 1, hp - 1), ax, ay, inside_x, inside_y
 
     @njit(inline="always")
-    def _flow_at(flow, sx, sy, margin, h, w, hp, wp, still2):  # pragma: no cover - compiled
-        """The padded (snapped) flow at (sx, sy), bilinear, and its derivatives within the cell: fx, fy, dfx/dx,
-        dfx/dy, dfy/dx, dfy/dy (renderer._bilinear)."""
+    def _flow_at(padded, sx, sy, hp, wp):  # pragma: no cover - compiled
+        """The padded flow at (sx, sy), bilinear, and its derivatives within the cell: fx, fy, dfx/dx, dfx/dy,
+        dfy/dx, dfy/dy (renderer._bilinear)."""
         x0, y0, x1, y1, ax, ay, inside_x, inside_y = _cell(sx, sy, hp, wp)
-        a0, b0, _ = _source(flow, y0, x0, margin, h, w, still2)
-        a1, b1, _ = _source(flow, y0, x1, margin, h, w, still2)
-        a2, b2, _ = _source(flow, y1, x0, margin, h, w, still2)
-        a3, b3, _ = _source(flow, y1, x1, margin, h, w, still2)
-        f00x, f01x, f10x, f11x = np.float64(a0), np.float64(a1), np.float64(a2), np.float64(a3)
-        f00y, f01y, f10y, f11y = np.float64(b0), np.float64(b1), np.float64(b2), np.float64(b3)
+        f00x, f01x = np.float64(padded[0, y0, x0]), np.float64(padded[0, y0, x1])
+        f10x, f11x = np.float64(padded[0, y1, x0]), np.float64(padded[0, y1, x1])
+        f00y, f01y = np.float64(padded[1, y0, x0]), np.float64(padded[1, y0, x1])
+        f10y, f11y = np.float64(padded[1, y1, x0]), np.float64(padded[1, y1, x1])
         top_x, bottom_x = f00x + (f01x - f00x) * ax, f10x + (f11x - f10x) * ax
         top_y, bottom_y = f00y + (f01y - f00y) * ax, f10y + (f11y - f10y) * ax
         dxx = ((f01x - f00x) * (1 - ay) + (f11x - f10x) * ay) * inside_x
@@ -199,80 +234,73 @@ if cpu.numba is not None:
     CONVERGED_PX = 1e-3  # renderer.SURFACE_CONVERGED
 
     @njit(inline="always")
-    def _cell_bound(flow, y, x, margin, h, w, hp, wp, still2):  # pragma: no cover - compiled
-        """renderer.cell_stretch_bound for the cell at padded (y, x): the largest stretch at its four corners."""
-        if y == 0 or x == 0 or y >= hp - 2 or x >= wp - 2:
-            return np.inf
-        a0, b0, _ = _source(flow, y, x, margin, h, w, still2)
-        a1, b1, _ = _source(flow, y, x + 1, margin, h, w, still2)
-        a2, b2, _ = _source(flow, y + 1, x, margin, h, w, still2)
-        a3, b3, _ = _source(flow, y + 1, x + 1, margin, h, w, still2)
-        most = 0.0
-        for top in (True, False):  # d/dx along the cell's top or bottom edge
-            dxx = np.float64(a1) - a0 if top else np.float64(a3) - a2
-            dyx = np.float64(b1) - b0 if top else np.float64(b3) - b2
-            for left in (True, False):  # d/dy along its left or right edge
-                dxy = np.float64(a2) - a0 if left else np.float64(a3) - a1
-                dyy = np.float64(b2) - b0 if left else np.float64(b3) - b1
-                most = max(most, _stretch(dxx, dxy, dyx, dyy)[0])
-        return most
-
-    @njit(inline="always")
-    def _feature_at(features, ch, sx, sy, hp, wp):  # pragma: no cover - compiled
-        x0, y0, x1, y1, ax, ay, _, _ = _cell(sx, sy, hp, wp)
+    def _blend(features, ch, x0, y0, x1, y1, ax, ay):  # pragma: no cover - compiled
         top = np.float64(features[ch, y0, x0]) + (np.float64(features[ch, y0, x1]) - features[ch, y0, x0]) * ax
         bottom = np.float64(features[ch, y1, x0]) + (np.float64(features[ch, y1, x1]) - features[ch, y1, x0]) * ax
         return top + (bottom - top) * ay
 
     @njit(inline="always")
-    def _surface_take(features, flow, qx, qy, alpha, depth, margin, h, w, hp, wp, still2, steps, residual_full,
-                      residual_none, tear_full, tear_none, front_full, front_none, magnified_full, magnified_none
-                      ):  # pragma: no cover - compiled
-        """renderer.surface_points and draw_stretched_surface for one pixel q (padded coordinates): how much of it
-        comes from the surface point s (s + flow(s) = q), and s (0 and q when it is no candidate)."""
-        fx, fy, _ = _source(flow, int(qy), int(qx), margin, h, w, still2)
-        sx, sy = qx - np.float64(fx), qy - np.float64(fy)
+    def _surface_take(features, padded, qx, qy, alpha, depth, hp, wp, steps, residual_full,
+                      residual_none, tear_full, tear_none, front_full, front_none, magnified_full, magnified_none,
+                      covered):  # pragma: no cover - compiled
+        """renderer.surface_take for one pixel q (padded coordinates): how much of it comes from the surface point
+        s (s + flow(s) = q), and s's colour."""
+        sx, sy = qx - np.float64(padded[0, int(qy), int(qx)]), qy - np.float64(padded[1, int(qy), int(qx)])
         converged2 = CONVERGED_PX * CONVERGED_PX
         first_stretch = 0.0
+        done = False
+        dxx = dxy = dyx = dyy = det = residual = 0.0
         for step in range(steps):
-            gx, gy, dxx, dxy, dyx, dyy = _flow_at(flow, sx, sy, margin, h, w, hp, wp, still2)
-            stretch, det = _stretch(dxx, dxy, dyx, dyy)
+            gx, gy, dxx, dxy, dyx, dyy = _flow_at(padded, sx, sy, hp, wp)
+            a, b, c, d = 1 + dxx, dxy, dyx, 1 + dyy
+            det = a * d - b * c
             if step == 0:
-                first_stretch = stretch
-                if not (alpha < 1 or stretch > magnified_full):  # take would be 0
-                    return 0.0, sx, sy
-            if det > 1e-6:
-                rx, ry = sx + gx - qx, sy + gy - qy
-                a, b, c, d = 1 + dxx, dxy, dyx, 1 + dyy
-                ux, uy = (d * rx - b * ry) / det, (a * ry - c * rx) / det
-                sx, sy = sx - ux, sy - uy
-                if ux * ux + uy * uy < converged2:  # smooth flows converge in a step or two
-                    break
-        gx, gy, dxx, dxy, dyx, dyy = _flow_at(flow, sx, sy, margin, h, w, hp, wp, still2)
-        stretch, det = _stretch(dxx, dxy, dyx, dyy)
+                # Not magnified beyond t (stretch_of <= t, without its square roots): S <= 2t^2, t^2 S - det^2 <= t^4.
+                squares, t2 = a * a + b * b + c * c + d * d, magnified_full * magnified_full
+                if alpha >= covered and squares <= 2 * t2 and t2 * squares - det * det <= t2 * t2:  # take would be 0
+                    return 0.0, 0.0, 0.0, 0.0
+                first_stretch = _stretch(dxx, dxy, dyx, dyy)[0]
+            if not det > 1e-6:  # folded: no step is taken, and no point is believed
+                return 0.0, 0.0, 0.0, 0.0
+            rx, ry = sx + gx - qx, sy + gy - qy
+            ux, uy = (d * rx - b * ry) / det, (a * ry - c * rx) / det
+            sx, sy = sx - ux, sy - uy
+            if ux * ux + uy * uy < converged2:  # smooth flows converge in a step or two
+                residual = np.sqrt(rx * rx + ry * ry)
+                done = True
+                break
+        if not done:
+            gx, gy, dxx, dxy, dyx, dyy = _flow_at(padded, sx, sy, hp, wp)
+            det = (1 + dxx) * (1 + dyy) - dxy * dyx
+            residual = np.hypot(sx + gx - qx, sy + gy - qy)
         if not det > 1e-6:
-            return 0.0, sx, sy
-        residual = np.hypot(sx + gx - qx, sy + gy - qy)
+            return 0.0, 0.0, 0.0, 0.0
+        stretch = _stretch(dxx, dxy, dyx, dyy)[0]
         belief = _ramp(residual, residual_full, residual_none) * _ramp(stretch, tear_full, tear_none)
-        front = _ramp(depth - _feature_at(features, 3, sx, sy, hp, wp), front_full, front_none)
+        x0, y0, x1, y1, ax, ay, _, _ = _cell(sx, sy, hp, wp)
+        front = _ramp(depth - _blend(features, 3, x0, y0, x1, y1, ax, ay), front_full, front_none)
         magnified = 1 - _ramp(min(stretch, first_stretch), magnified_full, magnified_none)
-        return belief * front * max(1 - alpha, magnified), sx, sy
+        take = belief * front * max(_ramp(alpha, 0.0, covered), magnified)
+        if not take > 0:
+            return 0.0, 0.0, 0.0, 0.0
+        return (take, _blend(features, 0, x0, y0, x1, y1, ax, ay), _blend(features, 1, x0, y0, x1, y1, ax, ay),
+                _blend(features, 2, x0, y0, x1, y1, ax, ay))
 
     @njit(parallel=True, cache=True, nogil=True)
     def _render_frames(features, metric, exp_z, per_target, flow, margin, still2, border_trust, preference, surface,
-                       lv_h, lv_w, off, pyr, canvases, out):  # pragma: no cover - compiled
+                       lv_h, lv_w, off, pyr, canvases, padded, flags, out):  # pragma: no cover - compiled
         """features [B, 5, H', W'] (colour, metric, inside; padded), metric/exp_z [B, H', W'], flow [F, 2, h, w]
         (frame-major, F = n * B); surface: the stretched-surface settings (steps, then renderer's SURFACE_RESIDUAL,
-        SURFACE_STRETCH, FRONT_GAP and MAGNIFIED pairs); scratch: canvases [F, (H' + 3) * (W' + 3), 8] (the splat;
-        then colour, alpha in column 5 and fill weight in column 6) and pyr [F, pixels of the coarser levels, 4];
-        out [B, n, h, w, 3]."""
+        SURFACE_STRETCH, FRONT_GAP and MAGNIFIED pairs, COVERED); scratch: canvases [F, (H' + 3) * (W' + 3), 8]
+        (the splat; then colour, alpha in column 5 and fill weight in column 6), pyr [F, pixels of the coarser
+        levels, 4], padded [F, 2, H', W'] (_pad_flow) and flags [F, H', W'] (_magnified_cells); out [B, n, h, w, 3]."""
         frames, _, h, w = flow.shape
         pictures, c, hp, wp = features.shape
         row = wp + 3
         levels = len(lv_h)
         need = np.zeros(frames, dtype=np.int64)
         holes = np.zeros(frames, dtype=np.bool_)
-        magnified = np.zeros(frames)
+        magnified = np.zeros(frames, dtype=np.bool_)
         top_weight = np.zeros(frames)
         for frame in prange(frames):
             f = np.int64(frame)  # prange's index is unsigned; mixing it with ints would type as float
@@ -280,7 +308,9 @@ if cpu.numba is not None:
             canvas = canvases[f]
             canvas[:] = 0
             zmax = np.full(canvas.shape[0] if per_target else 1, -np.inf)
-            _splat_picture(features[p], exp_z[p], metric[p], per_target, flow[f], margin, still2, canvas, zmax)
+            _pad_flow(flow[f], margin, still2, padded[f])
+            magnified[f] = _magnified_cells(padded[f], surface[7], flags[f])
+            _splat_picture(features[p], exp_z[p], metric[p], per_target, padded[f], canvas, zmax)
             # Normalise; alpha (coverage and border trust) replaces the weight sum in column 5.
             own = np.empty(1, dtype=canvas.dtype)  # a still pixel's own weight, rounded like the canvas
             depth_scale = 0.0
@@ -289,7 +319,7 @@ if cpu.numba is not None:
                 for x in range(wp):
                     t = (y + 1) * row + x + 1
                     den = canvas[t, 5]
-                    _, _, still = _source(flow[f], y, x, margin, h, w, still2)
+                    still = padded[f, 0, y, x] == 0 and padded[f, 1, y, x] == 0
                     alone = False
                     if still:
                         own[0] = (np.exp(min(np.float64(metric[p, y, x]) - zmax[t], 0.0)) if per_target
@@ -308,19 +338,6 @@ if cpu.numba is not None:
                     any_hole |= alpha < 1
                     canvas[t, 5] = alpha
             holes[f] = any_hole
-            # How much the map magnifies at most in each bilinear cell, in column 7 at the cell's top-left corner
-            # (renderer.cell_stretch_bound): only holes and pixels whose first guess lies in a cell bounded above
-            # MAGNIFIED's first factor can take the surface, so the others skip the Newton steps.
-            most = 1.0
-            if hp < 2 or wp < 2:
-                canvas[:, 7] = np.inf
-                most = np.inf
-            for y in range(hp - 1):
-                for x in range(wp - 1):
-                    bound = _cell_bound(flow[f], y, x, margin, h, w, hp, wp, still2)
-                    canvas[(y + 1) * row + x + 1, 7] = bound
-                    most = max(most, bound)
-            magnified[f] = most
             depth_scale = max(depth_scale, 1e-6)
             # The background-preferring fill weight replaces the coverage in column 6.
             any_empty = False
@@ -365,18 +382,21 @@ if cpu.numba is not None:
             coarse = pyr[f, off[1]:]
             hc, wc = lv_h[min(1, levels - 1)], lv_w[min(1, levels - 1)]
             scale_y, scale_x = np.float32(hc) / np.float32(hp), np.float32(wc) / np.float32(wp)
-            redraw = holes[f] or magnified[f] > surface[7]  # else _surface_take is 0 for every pixel
+            redraw = holes[f] or magnified[f]  # else _surface_take is 0 for every pixel
+            frame_flow, frame_flags, picture = padded[f], flags[f], features[p]
+            steps, covered, may_magnify = int(surface[0]), surface[9], magnified[f]
             for y in range(h):
                 y0, y1, ly = _source_index(y + margin, scale_y, hc)
                 for x in range(w):
                     t = (y + margin + 1) * row + x + margin + 1
                     alpha = np.float64(canvas[t, 5])
-                    candidate = redraw and alpha < 1
-                    if redraw and not candidate:
-                        fx, fy, _ = _source(flow[f], y + margin, x + margin, margin, h, w, still2)
-                        ix, iy, _, _, _, _, _, _ = _cell(np.float64(x + margin) - fx, np.float64(y + margin) - fy,
-                                                         hp, wp)
-                        candidate = canvas[(iy + 1) * row + ix + 1, 7] > surface[7]
+                    candidate = redraw and alpha < covered
+                    if redraw and not candidate and may_magnify:  # the first guess's cell may magnify
+                        gx = np.float64(x + margin) - frame_flow[0, y + margin, x + margin]
+                        gy = np.float64(y + margin) - frame_flow[1, y + margin, x + margin]
+                        ix, iy, _, _, _, _, _, _ = _cell(gx, gy, hp, wp)
+                        # Beyond the grid (a flow larger than the capped margin) the border is held: no cell bound.
+                        candidate = frame_flags[iy, ix] != 0 or not (0 <= gx <= wp - 1 and 0 <= gy <= hp - 1)
                     if (alpha >= 1 or not fill) and not candidate:
                         out[p, k, y, x, 0] = canvas[t, 0]
                         out[p, k, y, x, 1] = canvas[t, 1]
@@ -395,14 +415,14 @@ if cpu.numba is not None:
                         v1 = v1 * alpha + (v1 * own * trust + up1 * (1 - trust)) * (1 - alpha)
                         v2 = v2 * alpha + (v2 * own * trust + up2 * (1 - trust)) * (1 - alpha)
                     if candidate:
-                        take, sx, sy = _surface_take(
-                            features[p], flow[f], np.float64(x + margin), np.float64(y + margin), alpha,
-                            np.float64(canvas[t, 3]), margin, h, w, hp, wp, still2, int(surface[0]), surface[1],
-                            surface[2], surface[3], surface[4], surface[5], surface[6], surface[7], surface[8])
+                        take, c0, c1, c2 = _surface_take(
+                            picture, frame_flow, np.float64(x + margin), np.float64(y + margin), alpha,
+                            np.float64(canvas[t, 3]), hp, wp, steps, surface[1], surface[2], surface[3],
+                            surface[4], surface[5], surface[6], surface[7], surface[8], surface[9])
                         if take > 0:
-                            v0 += (_feature_at(features[p], 0, sx, sy, hp, wp) - v0) * take
-                            v1 += (_feature_at(features[p], 1, sx, sy, hp, wp) - v1) * take
-                            v2 += (_feature_at(features[p], 2, sx, sy, hp, wp) - v2) * take
+                            v0 += (c0 - v0) * take
+                            v1 += (c1 - v1) * take
+                            v2 += (c2 - v2) * take
                     out[p, k, y, x, 0] = v0
                     out[p, k, y, x, 1] = v1
                     out[p, k, y, x, 2] = v2
@@ -424,7 +444,8 @@ def render_frames(features: torch.Tensor, metric: torch.Tensor, exp_z: torch.Ten
                   margin: int, still_below_px: float, border_trust: float, background_preference: float,
                   surface: tuple[float, ...]) -> torch.Tensor:
     """Frames [B, n, h, w, 3] from padded picture features [B, 5, H', W'] and flow [n * B, 2, h, w]; surface: the
-    stretched-surface settings (Newton steps, then the residual, stretch, front-gap and magnification pairs)."""
+    stretched-surface settings (Newton steps, then the residual, stretch, front-gap and magnification pairs, then the
+    covered alpha)."""
     dtype = features.dtype
     pictures, channels, hp, wp = features.shape
     if channels != 5:  # _splat_picture's registers hold exactly colour, metric and inside
@@ -435,12 +456,15 @@ def render_frames(features: torch.Tensor, metric: torch.Tensor, exp_z: torch.Ten
     offsets = np.array([0] + [sum(sizes[1:level]) for level in range(1, len(shapes))], dtype=np.int64)
     pyr = np.empty((frames, max(1, sum(sizes[1:])), 4), dtype=np.float32 if dtype == torch.float32 else np.float64)
     canvases = np.empty((frames, (hp + 3) * (wp + 3), 8), dtype=pyr.dtype)  # column 7 pads rows to 32 bytes
+    padded = np.empty((frames, 2, hp, wp), dtype=pyr.dtype)
+    flags = np.empty((frames, hp, wp), dtype=np.uint8)
     out = torch.empty(pictures, frames // pictures, h, w, 3, dtype=dtype)
     z = as_array(metric, dtype)
     still2 = np.array(still_below_px ** 2, dtype=pyr.dtype)[()]
     cpu.use_torch_threads()
     _render_frames(as_array(features, dtype), z, z if exp_z is None else as_array(exp_z, dtype), exp_z is None,
                    as_array(flow, dtype), margin, still2, float(border_trust), float(background_preference),
-                   np.array(surface, dtype=np.float64), np.array([s[0] for s in shapes], dtype=np.int64), np.array([s[1] for s in shapes], dtype=np.int64),
-                   offsets, pyr, canvases, out.numpy())
+                   np.array(surface, dtype=np.float64), np.array([s[0] for s in shapes], dtype=np.int64),
+                   np.array([s[1] for s in shapes], dtype=np.int64),
+                   offsets, pyr, canvases, padded, flags, out.numpy())
     return out

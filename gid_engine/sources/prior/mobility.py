@@ -12,8 +12,9 @@ A cinemagraph lives on this: the subject still, the world around it alive. The e
 
 `anchor_growth` then makes plants bend from where they are held: amplitude grows with the distance from the
 support below them (ground, trunk, a rigid thing they stand on), so canopies move most at the top and tips and
-stalks least at their base. Pictures without visible support (a meadow running out of the frame) keep full
-amplitude.
+stalks least at their base. Pictures without visible support (a meadow running out of the frame) keep most of
+their amplitude; a tree or tall bush rising out of the frame's bottom edge sways more the higher it reaches
+(`crown_growth`).
 """
 from __future__ import annotations
 
@@ -37,6 +38,14 @@ TIP_REACH = 0.06
 TIP_GAIN = 0.4
 # The ramp from still to moving, as a share of the long side; laid inside the moving region.
 EDGE_RAMP = 1 / 120
+# A crown: plants rising from the frame's bottom edge (per column, gaps of CROWN_GAP of the height bridged) into
+# the upper picture, from the first share of the height on (fully from the second), without reaching the top (a
+# run beyond the first share of CROWN_FILLS fills the frame, fully from the second: grass seen from above).
+CROWN_REACH = (0.4, 0.6)
+CROWN_FILLS = (0.85, 0.95)
+CROWN_GAP = 0.05
+# A crown's base sways this share of its top (the real tree of benchmarks/clips moves most at its top).
+CROWN_BASE = 0.25
 
 
 def mobility(cues: MotionCues, kind: str, subjects: torch.Tensor | None = None) -> torch.Tensor:
@@ -118,8 +127,29 @@ def anchor_growth(mobility: torch.Tensor, sky: torch.Tensor) -> torch.Tensor:
     rows = torch.arange(h, dtype=torch.float32).view(h, 1)
     if bool(moving[-1].any()):
         above_bottom = (h - 1 - rows).expand(h, w)
-        growth = growth * (0.5 + 0.5 * above_bottom / (above_bottom + 2 * half))
+        growth = growth * (0.5 + 0.5 * above_bottom / (above_bottom + 2 * half)) * crown_growth(moving)
     return growth.view(1, 1, h, w).to(mobility.dtype)
+
+
+def crown_growth(moving: torch.Tensor) -> torch.Tensor:
+    """Amplitude factor [h, w] in CROWN_BASE..1 for plants held below the frame's bottom edge: where the moving
+    pixels of a column rise from the bottom edge well into the picture without filling it (a crown against the sky
+    or a wall, CROWN_REACH and CROWN_FILLS), they sway like a cantilever, from CROWN_BASE at the bottom to 1 at the
+    top of the run; 1 elsewhere. A meadow that ends at a horizon, or grass that fills the frame, is no crown.
+    Fails on: a person in a long dress or a tall grey rock rising from the bottom edge is no plant, but their
+    mobility is already low; a hedge running up the side of the frame reads as a crown in those columns."""
+    h, w = moving.shape
+    gap = max(1, round(CROWN_GAP * h / 2))
+    closed = moving.float().view(1, 1, h, w)
+    closed = -F.max_pool2d(-F.max_pool2d(closed, (2 * gap + 1, 1), stride=1, padding=(gap, 0)), (2 * gap + 1, 1),
+                           stride=1, padding=(gap, 0))
+    run = torch.cumprod(closed[0, 0].flip(0), dim=0).sum(dim=0)  # moving pixels up from the bottom, per column
+    run = imageops.gaussian_blur(run.view(1, 1, 1, w), w / 20).view(w)  # one tree, not a comb of columns
+    share = run / h
+    crown = imageops.smoothstep(*CROWN_REACH, share) * (1 - imageops.smoothstep(*CROWN_FILLS, share))
+    above_bottom = (h - 1 - torch.arange(h, dtype=torch.float32)).view(h, 1)
+    height = (above_bottom / run.clamp(min=1)).clamp(0, 1)
+    return 1 - crown + crown * (CROWN_BASE + (1 - CROWN_BASE) * height)
 
 
 def tip_gain(mobility: torch.Tensor) -> torch.Tensor:
