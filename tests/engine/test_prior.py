@@ -145,4 +145,6 @@ def test_a_crown_rising_from_the_bottom_edge_sways_most_at_its_top():
     meadow = torch.zeros(100, 80, dtype=torch.bool)
     meadow[70:] = True
     field = torch.ones(100, 80, dtype=torch.bool)
-    assert bool((crown_growth(meadow) == 1).all()) and bool((crown_growth(field) == 1).all())
+    below_a_flower = field.clone()
+    below_a_flower[30:50] = False  # a still flower head with more grass above it
+    assert all(bool((crown_growth(m) == 1).all()) for m in (meadow, field, below_a_flower))
