@@ -134,7 +134,7 @@ def test_plants_bend_from_their_support():
 
 def test_a_crown_rising_from_the_bottom_edge_sways_most_at_its_top():
     """A tree held below the frame (its crown rises from the bottom edge against the sky) bends like a cantilever;
-    a meadow that ends low in the picture and grass that fills the frame are no crown."""
+    a meadow that ends low in the picture, grass that fills the frame and grass below a flower head are no crown."""
     from gid_engine.sources.prior.mobility import CROWN_BASE, crown_growth
 
     crown = torch.zeros(100, 80, dtype=torch.bool)

@@ -40,9 +40,11 @@ TIP_GAIN = 0.4
 EDGE_RAMP = 1 / 120
 # A crown: plants rising from the frame's bottom edge (per column, gaps of CROWN_GAP of the height bridged) into
 # the upper picture, from the first share of the height on (fully from the second), without reaching the top (a
-# run beyond the first share of CROWN_FILLS fills the frame, fully from the second: grass seen from above).
+# run beyond the first share of CROWN_FILLS fills the frame, fully from the second: grass seen from above), with
+# nothing moving above them (still from the first share of the column above on, fully from the second).
 CROWN_REACH = (0.4, 0.6)
 CROWN_FILLS = (0.85, 0.95)
+CROWN_OPEN = (0.7, 0.9)
 CROWN_GAP = 0.05
 # A crown's base sways this share of its top (the real tree of benchmarks/clips moves most at its top).
 CROWN_BASE = 0.25
@@ -134,7 +136,7 @@ def anchor_growth(mobility: torch.Tensor, sky: torch.Tensor) -> torch.Tensor:
 def crown_growth(moving: torch.Tensor) -> torch.Tensor:
     """Amplitude factor [h, w] in CROWN_BASE..1 for plants held below the frame's bottom edge: where the moving
     pixels of a column rise from the bottom edge well into the picture without filling it (CROWN_REACH and
-    CROWN_FILLS) and nothing moves above them (open sky or a wall: a crown, not grass below a flower head that
+    CROWN_FILLS) and nothing moves above them (CROWN_OPEN) (open sky or a wall: a crown, not grass below a flower head that
     has more grass above it), they sway like a cantilever, from CROWN_BASE at the bottom to 1 at the top of the
     run; 1 elsewhere. Fails on: a meadow that rises to a horizon above the middle of the picture reads as a crown
     (its near grass moves less); a hedge up the side of the frame."""
@@ -149,7 +151,7 @@ def crown_growth(moving: torch.Tensor) -> torch.Tensor:
     blur = lambda t: imageops.gaussian_blur(t.view(1, 1, 1, w), w / 20).view(w)  # noqa: E731  one tree, not a comb
     share = blur(run) / h
     crown = (imageops.smoothstep(*CROWN_REACH, share) * (1 - imageops.smoothstep(*CROWN_FILLS, share))
-             * blur(imageops.smoothstep(0.7, 0.9, open_above)))
+             * blur(imageops.smoothstep(*CROWN_OPEN, open_above)))
     above_bottom = (h - 1 - torch.arange(h, dtype=torch.float32)).view(h, 1)
     height = (above_bottom / blur(run).clamp(min=1)).clamp(0, 1)
     return 1 - crown + crown * (CROWN_BASE + (1 - CROWN_BASE) * height)
