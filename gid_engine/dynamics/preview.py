@@ -20,8 +20,8 @@ INT16_MAX = 32767
 def basis_preview(objects: SpectralVolume, controls: Controls, long_side: int = PREVIEW_LONG_SIDE,
                   modes: int = PREVIEW_MODES) -> dict:
     """JSON-able, from the objects' modes a simulation drove (DynamicsMotion.volume, modal.coherent of the input;
-    taken as they are, so the page previews exactly what was rendered): the first picture's strongest mode shapes on a coarse grid (int16 + a scale per mode, base64,
-    layout [M, 2, h, w], pixels of the volume's grid), their natural frequencies (rad/s, before stiffness), the
+    taken as they are, so the page previews exactly what was rendered): the first picture's strongest mode shapes
+    on a coarse grid (int16 + a scale per mode, base64, layout [M, 2, h, w], pixels of the volume's grid), their natural frequencies (rad/s, before stiffness), the
     range of all modes' frequencies (for the Rayleigh fit), how far each grid cell can be pulled (modal.ModalBasis.reach,
     of all modes; int16 + a scale, base64, layout [h, w]), the object window's radius, the pull's direction floor
     and the run's controls. The page re-derives damping and stiffness from the node's widgets, so changing them

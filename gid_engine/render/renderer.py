@@ -149,8 +149,8 @@ def surface_take(picture: torch.Tensor, flow: torch.Tensor, qx: torch.Tensor, qy
 
     A pixel takes the surface point where it is a hole (alpha [M] below COVERED: the fill would paint it with what
     lies behind) or magnified (splatting draws it blocky): by how much it is magnified (stretch_of, at s and at the
-    first guess, MAGNIFIED), times how far s is believed. Belief is 0 where no point lands on q (the residual stays above
-    SURFACE_RESIDUAL), where the map tears (stretch of SURFACE_STRETCH or more: neighbours moving apart, a
+    first guess, MAGNIFIED), times how far s is believed. Belief is 0 where no point lands on q (the residual stays
+    above SURFACE_RESIDUAL), where the map tears (stretch of SURFACE_STRETCH or more: neighbours moving apart, a
     disocclusion) or folds, and where something else is in front (the splatted depth [M] exceeds s's metric by
     FRONT_GAP). A point whose last Newton step moved it less than SURFACE_CONVERGED keeps what that step saw (its
     residual, stretch); only the others are looked up once more. picture [1, 4+, H, W] (colour, metric), flow
@@ -402,7 +402,8 @@ class SplatRenderer:
         features = F.pad(torch.cat([image, metric.to(image.dtype)], dim=1), pad, mode="replicate")
         features = torch.cat([features, F.pad(torch.ones_like(image[:, :1]), pad)], dim=1)
         z = features[:, 3].contiguous()
-        surface = (SURFACE_STEPS, *SURFACE_RESIDUAL, *SURFACE_STRETCH, *FRONT_GAP, *MAGNIFIED, COVERED)
+        surface = (SURFACE_STEPS, *SURFACE_RESIDUAL, *SURFACE_STRETCH, *FRONT_GAP, *MAGNIFIED, COVERED,
+                   SURFACE_CONVERGED)
         return cpu_render.render_frames(features, z, shifted_exp(z), flow, margin, self.still_below_px,
                                         BORDER_TRUST, self.background_preference, surface)
 

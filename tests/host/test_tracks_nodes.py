@@ -53,8 +53,8 @@ def test_tracks_come_out_as_coordinate_json(comfy_host: ComfyHost, sample: str) 
 
 
 def test_a_kjnodes_path_pulls_the_picture_along_it(comfy_host: ComfyHost, sample: str) -> None:
-    """A 7-point KJNodes path through the grass left of the big dandelion from (19, 43) to (25, 43) at 12 fps: frame 0 is the picture, frame 6 (the release)
-    shows that spot moved to the right."""
+    """A 7-point KJNodes path through the grass left of the big dandelion from (19, 43) to (25, 43) at 12 fps:
+    frame 0 is the picture, frame 6 (the release) shows that spot moved to the right."""
     path = json.dumps([{"x": 19 + i, "y": 43} for i in range(7)])
     prompt = dynamics_prompt(sample, "[]", frames=8)
     prompt["spline"] = {"class_type": "PrimitiveStringMultiline", "inputs": {"value": path}}

@@ -168,7 +168,7 @@ def test_interactive_dynamics_pull_and_release(pack, volume):
     h, w = volume.height, volume.width
     g = torch.Generator().manual_seed(0)
     rough = SpectralVolume(torch.randn(1, volume.num_bins, 2, h, w, 2, generator=g).mul(40).contiguous()
-                           .view(torch.complex64) .squeeze(-1), volume.fps, volume.period)
+                           .view(torch.complex64).squeeze(-1), volume.fps, volume.period)
     small = json.dumps([{"type": "pull", "at": [0.5, 0.5], "pull": [1.5, 0]}])  # within the point's reach
     texture, _ = run_node(pack.InteractiveDynamics, spectral_volume=rough, actions=small, frames=2,
                           fps=10.0).result

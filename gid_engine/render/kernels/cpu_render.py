@@ -231,8 +231,6 @@ if cpu.numba is not None:
         det = a * d - b * c
         return np.sqrt(0.5 * (squares + np.sqrt(max(squares * squares - 4 * det * det, 0.0)))), det
 
-    CONVERGED_PX = 1e-3  # renderer.SURFACE_CONVERGED
-
     @njit(inline="always")
     def _blend(features, ch, x0, y0, x1, y1, ax, ay):  # pragma: no cover - compiled
         top = np.float64(features[ch, y0, x0]) + (np.float64(features[ch, y0, x1]) - features[ch, y0, x0]) * ax
@@ -242,11 +240,11 @@ if cpu.numba is not None:
     @njit(inline="always")
     def _surface_take(features, padded, qx, qy, alpha, depth, hp, wp, steps, residual_full,
                       residual_none, tear_full, tear_none, front_full, front_none, magnified_full, magnified_none,
-                      covered):  # pragma: no cover - compiled
+                      covered, converged):  # pragma: no cover - compiled
         """renderer.surface_take for one pixel q (padded coordinates): how much of it comes from the surface point
         s (s + flow(s) = q), and s's colour."""
         sx, sy = qx - np.float64(padded[0, int(qy), int(qx)]), qy - np.float64(padded[1, int(qy), int(qx)])
-        converged2 = CONVERGED_PX * CONVERGED_PX
+        converged2 = converged * converged
         first_stretch = 0.0
         done = False
         dxx = dxy = dyx = dyy = det = residual = 0.0
@@ -291,9 +289,10 @@ if cpu.numba is not None:
                        lv_h, lv_w, off, pyr, canvases, padded, flags, out):  # pragma: no cover - compiled
         """features [B, 5, H', W'] (colour, metric, inside; padded), metric/exp_z [B, H', W'], flow [F, 2, h, w]
         (frame-major, F = n * B); surface: the stretched-surface settings (steps, then renderer's SURFACE_RESIDUAL,
-        SURFACE_STRETCH, FRONT_GAP and MAGNIFIED pairs, COVERED); scratch: canvases [F, (H' + 3) * (W' + 3), 8]
-        (the splat; then colour, alpha in column 5 and fill weight in column 6), pyr [F, pixels of the coarser
-        levels, 4], padded [F, 2, H', W'] (_pad_flow) and flags [F, H', W'] (_magnified_cells); out [B, n, h, w, 3]."""
+        SURFACE_STRETCH, FRONT_GAP and MAGNIFIED pairs, COVERED, SURFACE_CONVERGED); scratch: canvases
+        [F, (H' + 3) * (W' + 3), 8] (the splat; then colour, alpha in column 5 and fill weight in column 6), pyr
+        [F, pixels of the coarser levels, 4], padded [F, 2, H', W'] (_pad_flow) and flags [F, H', W']
+        (_magnified_cells); out [B, n, h, w, 3]."""
         frames, _, h, w = flow.shape
         pictures, c, hp, wp = features.shape
         row = wp + 3
@@ -418,7 +417,7 @@ if cpu.numba is not None:
                         take, c0, c1, c2 = _surface_take(
                             picture, frame_flow, np.float64(x + margin), np.float64(y + margin), alpha,
                             np.float64(canvas[t, 3]), hp, wp, steps, surface[1], surface[2], surface[3],
-                            surface[4], surface[5], surface[6], surface[7], surface[8], surface[9])
+                            surface[4], surface[5], surface[6], surface[7], surface[8], surface[9], surface[10])
                         if take > 0:
                             v0 += (c0 - v0) * take
                             v1 += (c1 - v1) * take
@@ -445,7 +444,7 @@ def render_frames(features: torch.Tensor, metric: torch.Tensor, exp_z: torch.Ten
                   surface: tuple[float, ...]) -> torch.Tensor:
     """Frames [B, n, h, w, 3] from padded picture features [B, 5, H', W'] and flow [n * B, 2, h, w]; surface: the
     stretched-surface settings (Newton steps, then the residual, stretch, front-gap and magnification pairs, then the
-    covered alpha)."""
+    covered alpha and the Newton step that counts as converged)."""
     dtype = features.dtype
     pictures, channels, hp, wp = features.shape
     if channels != 5:  # _splat_picture's registers hold exactly colour, metric and inside

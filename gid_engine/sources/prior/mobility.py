@@ -136,8 +136,8 @@ def anchor_growth(mobility: torch.Tensor, sky: torch.Tensor) -> torch.Tensor:
 def crown_growth(moving: torch.Tensor) -> torch.Tensor:
     """Amplitude factor [h, w] in CROWN_BASE..1 for plants held below the frame's bottom edge: where the moving
     pixels of a column rise from the bottom edge well into the picture without filling it (CROWN_REACH and
-    CROWN_FILLS) and nothing moves above them (CROWN_OPEN) (open sky or a wall: a crown, not grass below a flower head that
-    has more grass above it), they sway like a cantilever, from CROWN_BASE at the bottom to 1 at the top of the
+    CROWN_FILLS) and nothing moves above them (CROWN_OPEN: open sky or a wall; a crown, not grass below a flower
+    head that has more grass above it), they sway like a cantilever, from CROWN_BASE at the bottom to 1 at the top of the
     run; 1 elsewhere. Fails on: a meadow that rises to a horizon above the middle of the picture reads as a crown
     (its near grass moves less); a hedge up the side of the frame."""
     h, w = moving.shape
@@ -149,11 +149,11 @@ def crown_growth(moving: torch.Tensor) -> torch.Tensor:
     above = torch.arange(h).view(h, 1) < (h - run).view(1, w)
     open_above = 1 - (moving & above).sum(dim=0) / above.sum(dim=0).clamp(min=1)  # still share above the run
     blur = lambda t: imageops.gaussian_blur(t.view(1, 1, 1, w), w / 20).view(w)  # noqa: E731  one tree, not a comb
-    share = blur(run) / h
-    crown = (imageops.smoothstep(*CROWN_REACH, share) * (1 - imageops.smoothstep(*CROWN_FILLS, share))
+    reach = blur(run)
+    crown = (imageops.smoothstep(*CROWN_REACH, reach / h) * (1 - imageops.smoothstep(*CROWN_FILLS, reach / h))
              * blur(imageops.smoothstep(*CROWN_OPEN, open_above)))
     above_bottom = (h - 1 - torch.arange(h, dtype=torch.float32)).view(h, 1)
-    height = (above_bottom / blur(run).clamp(min=1)).clamp(0, 1)
+    height = (above_bottom / reach.clamp(min=1)).clamp(0, 1)
     return 1 - crown + crown * (CROWN_BASE + (1 - CROWN_BASE) * height)
 
 
