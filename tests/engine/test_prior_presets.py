@@ -126,6 +126,34 @@ def test_motion_lies_in_the_water_not_the_sky(preset):
     assert energy_share(ProceduralPrior(preset=preset).predict(img, seed=0), water) > 0.8
 
 
+def castle_by_a_lake(h=120, w=160):
+    """Sky, a brick building with towers and windows on a bank, and below the bank its darker mirror image."""
+    upper = torch.zeros(3, h // 2, w)
+    upper[:] = torch.tensor([0.55, 0.7, 0.9]).view(3, 1, 1)
+    for left, right, top in ((20, 50, 12), (50, 110, 26), (110, 135, 8)):
+        upper[:, top:h // 2 - 6, left:right] = torch.tensor([0.65, 0.3, 0.2]).view(3, 1, 1)
+        for y in range(top + 4, h // 2 - 10, 8):
+            for x in range(left + 4, right - 4, 8):
+                upper[:, y:y + 4, x:x + 3] = 0.15
+    upper[:, h // 2 - 6:] = torch.tensor([0.3, 0.5, 0.2]).view(3, 1, 1)
+    lower = upper.flip(1) * torch.tensor([0.6, 0.65, 0.75]).view(3, 1, 1)
+    water = torch.zeros(h, w, dtype=torch.bool)
+    water[h // 2:] = True
+    return torch.cat([upper, lower], dim=1).unsqueeze(0), water
+
+
+def test_a_lake_that_mirrors_its_shore_ripples_and_the_shore_stays():
+    from gid_engine.sources.prior.cues import MotionCues
+
+    img, water = castle_by_a_lake()
+    assert abs(MotionCues(img).waterline - 60) <= 2
+    volume = ProceduralPrior().predict(img, seed=0)
+    assert energy_share(volume, water) > 0.9
+    # Ripples bob: the vertical component leads, as in the water preset.
+    lake = volume.coeffs[0, 1:, :, 70:]
+    assert lake[:, 1].abs().pow(2).sum() > 1.5 * lake[:, 0].abs().pow(2).sum()
+
+
 def test_clouds_drift_moves_the_sky_only():
     img, water = water_under_sky()
     assert energy_share(ProceduralPrior(preset="clouds drift").predict(img, seed=0), ~water) > 0.8
@@ -231,6 +259,7 @@ def test_faces_stay_still_while_hair_moves():
     img[:, :, hair] = (strands[hair] * torch.tensor([1.0, 0.75, 0.5]).view(3, 1)).unsqueeze(0)
     inner_face = face & (((xx - 64) / 16) ** 2 + ((yy - 62) / 22) ** 2 < 1)
     for preset in ("auto", "cloth and hair"):
-        assert energy_share(ProceduralPrior(preset=preset).predict(img, seed=0), inner_face) < 0.05, preset
+        energy = ProceduralPrior(preset=preset).predict(img, seed=0).coeffs[:, 1:].abs().pow(2).sum(dim=(0, 1, 2))
+        assert energy[inner_face].sum() <= 0.05 * energy.sum(), preset  # (auto may move nothing here at all)
     # Only the hair preset knows dull brown strands from rock; auto keeps unsaturated texture calm.
     assert energy_share(ProceduralPrior(preset="cloth and hair").predict(img, seed=0), hair) > 0.6

@@ -15,8 +15,16 @@ from ... import imageops
 PLANT_CONTEXT = 0.04
 # Flowers and seed heads are at most this wide (share of the long side); wider non-green things are not plants.
 FLOWER_SIZE = 0.06
-# A waterline needs the picture below it to mirror the picture above at least this well (correlation).
+# A waterline needs the picture below it to mirror the picture above at least this well: correlation of the
+# horizontal gradients (upright edges: towers, trunks, necks), which blurred brightness alone matches by chance on
+# meadows and walls (0.6-0.9 there; real lakes 0.6-0.9 too, but their edges match 0.6 where others stay below 0.45).
 MIRROR_MATCH = 0.5
+# ... and its mirror image at least this much better than an unflipped copy of the part above.
+MIRROR_MARGIN = 0.2
+# A reflection spans at least this share of the picture's width.
+WATER_SPAN = 0.6
+# Open water reaches this far (share of the long side) from where it shows a reflection.
+WATER_REACH = 0.1
 # Straight edges shorter than this share of the long side are texture, not structure.
 LINE_MIN_LENGTH = 0.05
 # Reach of the straight-edge density (share of the long side).
@@ -179,29 +187,45 @@ class MotionCues:
         return banded * self.lower * not_plant * imageops.smoothstep(0.05, 0.35, self.texture + 0.15 * (self.b > self.r).float())
 
     @cached_property
-    def reflection(self) -> torch.Tensor:
-        """Still water that mirrors what stands above it (a lake under a castle, trees or boats), 0..1.
+    def waterline(self) -> int | None:
+        """The row of still water's edge, where the picture below mirrors the picture above (None: no mirror).
 
-        The waterline is the row about which the picture's lower part best mirrors its upper part (normalised
-        cross-correlation of blurred luminance); below it, pixels whose neighbourhood matches its mirror image
-        are water. Fails on: water without a visible reflection (open sea, a dark pond; the ripple cue covers
-        textured water), and symmetric scenes that are not water (rare; they need a mirror axis in the lower
-        two thirds and a strong match).
+        The row about which the horizontal gradients of the lower part best match those of the upper part
+        flipped (normalised cross-correlation, at least MIRROR_MATCH, and MIRROR_MARGIN better than unflipped),
+        searched in the lower 70 % of the picture.
         """
-        lum = imageops.gaussian_blur(self.lum, 1.5 * self.sigma)[0, 0]
+        edges = imageops.gradients(imageops.gaussian_blur(self.lum, self.sigma))[0][0, 0]
         h = self.h
         best, line = 0.0, None
         for y0 in range(int(0.3 * h), int(0.85 * h)):
             n = min(y0, h - y0, int(0.3 * h))
             if n < 0.08 * h:
                 continue
-            below, above = lum[y0:y0 + n], lum[y0 - n:y0].flip(0)
-            a, b = below - below.mean(), above - above.mean()
-            score = float((a * b).sum() / ((a * a).sum() * (b * b).sum()).sqrt().clamp(min=1e-8))
+            below, above = edges[y0:y0 + n], edges[y0 - n:y0]
+            score = _correlation(below, above.flip(0))
             if score > best:
                 best, line = score, y0
-        if line is None or best < MIRROR_MATCH:
+        if best < MIRROR_MATCH:
+            return None
+        # Upright things that do not change along their height (a pole, the sides of a hedge) match their mirror
+        # image as well as an unflipped copy: a reflection matches its mirror image clearly better.
+        n = min(line, h - line, int(0.3 * h))
+        shifted = _correlation(edges[line:line + n], edges[line - n:line])
+        return line if best - max(shifted, 0.0) >= MIRROR_MARGIN else None
+
+    @cached_property
+    def reflection(self) -> torch.Tensor:
+        """Still water that mirrors what stands above it (a lake under a castle, trees or swans), 0..1: below the
+        `waterline`, the pixels whose neighbourhood matches its mirror image.
+        Fails on: water without a visible reflection (open sea, a dark pond; the water preset's ripple cue covers
+        textured water), a reflection broken by ripples or by things in front of it (boats on a shore), and symmetric
+        scenes that are not water (rare: they need upright edges mirrored about a row in the lower 70 %).
+        """
+        line = self.waterline
+        if line is None:
             return torch.zeros_like(self.lum)
+        h = self.h
+        lum = imageops.gaussian_blur(self.lum, 1.5 * self.sigma)[0, 0]
         rows = torch.arange(h)
         mirror_rows = (2 * line - 1 - rows).clamp(0, h - 1)
         mirrored = lum[mirror_rows]
@@ -216,7 +240,30 @@ class MotionCues:
         # Flat areas match anything and show no motion: only structure that mirrors counts.
         mirror = (imageops.smoothstep(0.2, 0.6, local) * below_line).view(1, 1, h, self.w)
         # A reflection is a blurred copy: fine green texture below the line is a meadow, not its mirror image.
-        return mirror * (1 - self.green * self.texture)
+        mirror = mirror * (1 - self.green * self.texture)
+        # A lake mirrors a shore, not one upright thing (a lone stalk or pole is its own mirror image about any row).
+        span = float((mirror > 0.5).any(dim=-2).float().mean())
+        return mirror if span >= WATER_SPAN else torch.zeros_like(mirror)
+
+    @cached_property
+    def water_surface(self) -> torch.Tensor:
+        """The open water below a `waterline`, 0..1: everything below it within WATER_REACH of its `reflection`
+        (mirrored trees and copper roofs included, green as they are), with a ramp of a few pixels below the line.
+        Things floating on it (swans, boats) stand above the line; what stands below it is their reflection.
+        Fails on: a shore of grass, sand or pebbles right in front of the water (ripples as water), a waterline
+        that is not found (see `reflection`)."""
+        line = self.waterline
+        if line is None:
+            return torch.zeros_like(self.lum)
+        # From the line down: the bank the water mirrors stands right above it.
+        below = imageops.smoothstep(line, line + 4 * self.sigma, self.rows * (self.h - 1))
+        # Water where a reflection shows (within WATER_REACH): flat water far from anything it mirrors shows no
+        # ripple anyway, and a shore of sand or pebbles there stays still.
+        reach = max(1, round(WATER_REACH * max(self.h, self.w)))
+        near = (self.reflection > 0.5).float()
+        for size in ((2 * reach + 1, 1), (1, 2 * reach + 1)):  # a square dilation, one axis at a time
+            near = F.max_pool2d(near, size, stride=1, padding=(size[0] // 2, size[1] // 2))
+        return below * imageops.gaussian_blur(near, reach / 2)
 
     @cached_property
     def straight_edges(self) -> torch.Tensor:
@@ -281,6 +328,11 @@ class MotionCues:
         """Not sky and not skin: what may move at all in most presets. Skin colour among plants is more often a
         backlit flower or seed head than a face (faces are smooth: they are not `among_plants`)."""
         return (1 - self.sky) * (1 - 0.9 * self.skin * (1 - self.among_plants))
+
+
+def _correlation(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a - a.mean(), b - b.mean()
+    return float((a * b).sum() / ((a * a).sum() * (b * b).sum()).sqrt().clamp(min=1e-8))
 
 
 def _reachable_from_top(allowed: torch.Tensor) -> torch.Tensor:

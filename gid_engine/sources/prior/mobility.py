@@ -3,10 +3,11 @@
 A cinemagraph lives on this: the subject still, the world around it alive. The estimate combines the cues of
 `cues.py` (and the subjects of `subjects.py`) per preset:
 - what moves: green vegetation (autumn colours too with the foliage preset: in auto they are as often brick,
-  wood or fur), flowers and seed heads among plants, thin stalks, ripples low in the picture, flames;
+  wood or fur), flowers and seed heads among plants, thin stalks, water below a mirrored waterline (it ripples
+  in place; ripple-like bands low in the picture with the water preset), flames;
 - what vetoes motion: sky (for every preset but clouds), smooth skin, subjects (people, faces, animals,
-  compact objects), rigid man-made structure (long straight edges, smooth specular surfaces), bare grey
-  surfaces (rock, concrete, haze);
+  compact objects; below a waterline they are reflections), rigid man-made structure (long straight edges,
+  smooth specular surfaces), bare grey surfaces (rock, concrete, haze);
 - the veto wins: a still thing among plants keeps still, and the motion ramps down *inside* the moving region
   before its edge (an eroded, then blurred map), so nothing still is dragged along by its neighbours.
 
@@ -46,18 +47,25 @@ CROWN_REACH = (0.4, 0.6)
 CROWN_FILLS = (0.85, 0.95)
 CROWN_OPEN = (0.7, 0.9)
 CROWN_GAP = 0.05
+# Mobility of open water below a mirrored waterline in the auto preset (plants reach 1).
+WATER_SURFACE = 0.8
 # A crown's base sways this share of its top (the real tree of benchmarks/clips moves most at its top).
 CROWN_BASE = 0.25
 
 
 def mobility(cues: MotionCues, kind: str, subjects: torch.Tensor | None = None) -> torch.Tensor:
     """[1, 1, h, w] in 0..1 for one of the presets' cue combinations; `subjects` [1, 1, h, w] (1 = keep still)."""
+    if subjects is not None and kind in ("auto", "water"):
+        subjects = subjects * (1 - cues.water_surface)  # below a waterline lie reflections, not subjects
     still = cues.rigid if subjects is None else torch.maximum(cues.rigid, subjects)
     if kind == "auto":
+        still = still * (1 - cues.water_surface)  # a reflected castle's straight edges are water too
+    if kind == "auto":
         veg, thin, t = cues.vegetation, cues.thin, cues.texture
-        # Ripple-like bands read as water only weakly here: layered rock looks the same to these cues.
-        water = torch.maximum(0.5 * cues.water, 0.8 * cues.reflection)
-        loose = torch.maximum(torch.maximum(veg, 0.8 * thin * (0.4 + 0.6 * veg)), water)
+        # Ripple-like bands alone are no reason to move here: folds of a tunic, a truck's trim, planks and
+        # layered rock look the same to that cue (it moved them, and hardly any water, on the labelled pictures
+        # of benchmarks/mobility.py). Water below a mirrored waterline moves (below).
+        loose = torch.maximum(veg, 0.8 * thin * (0.4 + 0.6 * veg))
         loose = torch.maximum(loose, 0.9 * cues.among_plants)
         # Foliage moves textured or not (a blurred background tree sways too), texture only adds to it;
         # texture alone (fur, fabric, brick, gravel) is not a reason to move.
@@ -65,13 +73,15 @@ def mobility(cues: MotionCues, kind: str, subjects: torch.Tensor | None = None) 
         bare = 1 - imageops.smoothstep(0.12, 0.35, cues.saturation)  # grey rock, concrete, haze: rigid
         plant = torch.maximum(veg, cues.among_plants)  # white flowers and seed heads are not bare rock
         moving = moving * (1 - 0.8 * bare * (1 - plant)) * cues.free
+        # Mirroring water ripples, dark or grey as it may be (it ripples in place: see ProceduralPrior).
+        moving = torch.maximum(moving, WATER_SURFACE * cues.water_surface)
         moving = torch.maximum(moving, 0.7 * cues.flame)
     elif kind == "foliage":
         plant = torch.maximum(torch.maximum(cues.vegetation, 0.8 * cues.autumn), cues.thin)
         moving = cues.texture * (0.15 + 0.85 * plant) * cues.free
     elif kind == "water":
         lower_texture = 0.3 * cues.texture * cues.lower * (1 - cues.vegetation)
-        moving = torch.maximum(torch.maximum(cues.water, cues.reflection), lower_texture) * (1 - cues.sky)
+        moving = torch.maximum(torch.maximum(cues.water, cues.water_surface), lower_texture) * (1 - cues.sky)
         still = subjects if subjects is not None else torch.zeros_like(moving)  # ripples run along walls
     elif kind == "flame":
         moving = cues.flame
@@ -87,7 +97,10 @@ def mobility(cues: MotionCues, kind: str, subjects: torch.Tensor | None = None) 
     still = still.clamp(0, 1)
     moving = moving.clamp(0, 1) * (1 - still)
     if kind in ("auto", "foliage", "cloth"):
-        still = torch.maximum(still, 1 - cues.free)  # sky and faces are kept clear of the ramp too
+        unfree = 1 - cues.free
+        if kind == "auto":
+            unfree = unfree * (1 - cues.water_surface)  # mirrored bricks look like skin
+        still = torch.maximum(still, unfree)  # sky and faces are kept clear of the ramp too
     return keep_clear_of(moving, still, max(cues.h, cues.w) * EDGE_RAMP)
 
 

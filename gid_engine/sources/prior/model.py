@@ -15,7 +15,7 @@ from .brush import MotionBrush
 from .cues import MotionCues
 from .fields import coherent_fields
 from .mobility import anchor_growth, mobility as mobility_of, tip_gain
-from .presets import DEFAULT_PRESET, Preset, preset_named
+from .presets import DEFAULT_PRESET, PRESETS, Preset, preset_named
 from .structure import sway_direction
 from .subjects import subject_mask
 
@@ -35,6 +35,8 @@ FREE_FLOOR = 0.35
 # Bending waves climb a plant at BEND_SPEED picture heights per second; the lag saturates at BEND_LAG heights.
 BEND_SPEED = 0.8
 BEND_LAG = 0.25
+# How open water below a mirrored waterline moves in the auto preset.
+RIPPLES = PRESETS["water ripples"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,9 +110,17 @@ class ProceduralPrior:
         subjects = F.interpolate(subject_mask(F.interpolate(picture, size=(dh, dw), mode="area")),
                                  size=(wh, ww), mode="area")
         envelope = mobility_of(cues, preset.mobility, subjects)
+        # Open water below a mirrored waterline ripples in place (the water preset's character) among plants
+        # that sway.
+        ripple = cues.water_surface if preset.mobility == "auto" and bool(cues.water_surface.any()) else None
         if preset.anchored:
-            growth = anchor_growth(envelope, cues.sky)
-            envelope = envelope * growth * tip_gain(envelope)
+            plants = envelope if ripple is None else envelope * (1 - ripple)
+            growth = anchor_growth(plants, cues.sky)
+            shape = growth * tip_gain(plants)
+            if ripple is not None:
+                growth = growth * (1 - ripple)  # no bending lag on water
+                shape = shape + (1 - shape) * ripple
+            envelope = envelope * shape
         else:
             growth = torch.ones_like(envelope)
         direction = sway_direction(cues, preset)
@@ -135,17 +145,22 @@ class ProceduralPrior:
             small_mask = F.interpolate(mask.detach().float().cpu(), size=(wh, ww), mode="area")
             guide = torch.cat([guide, 2 * small_mask], dim=1)  # a mask's edge is an object boundary too
         generator = torch.Generator().manual_seed(int(seed))
-        fields = coherent_fields(guide, self._lengths(preset, max(wh, ww)), preset.anisotropy, generator)
-        fields = F.interpolate(fields, size=(wh, ww), mode="bilinear", align_corners=False)
-        fields = torch.complex(fields[0, 0::2], fields[0, 1::2]).view(self.num_bins - 1, 2, wh, ww)
+        fields = self._fields(guide, preset, generator)
+        if ripple is not None:
+            # One water surface: its ripples run across the edges of what it mirrors.
+            water_fields = self._fields(guide * (1 - ripple), RIPPLES, generator)
 
         yy, xx = torch.meshgrid(torch.arange(wh, dtype=torch.float32), torch.arange(ww, dtype=torch.float32),
                                 indexing="ij")
-        travel = math.radians(preset.travel_angle_deg)
-        along_travel = xx * math.cos(travel) + yy * math.sin(travel)
+        along_travel = _along(preset.travel_angle_deg, yy, xx)
         speed_px = preset.travel_speed * max(wh, ww)
         # Bending travels up a plant from where it is held: tips lag their base (phase grows along the stem).
         lag_px = growth[0, 0] * (BEND_LAG * wh) if preset.anchored else None
+        if ripple is not None:
+            ripple_travel = _along(RIPPLES.travel_angle_deg, yy, xx)
+            ripple_speed = RIPPLES.travel_speed * max(wh, ww)
+            ripple_axis = torch.tensor(_unit(RIPPLES.wind_angle_deg)).view(2, 1, 1)
+            ripple_across = torch.tensor(_unit(RIPPLES.wind_angle_deg + 90)).view(2, 1, 1)
         coeffs = torch.zeros(1, self.num_bins, 2, wh, ww, dtype=torch.complex64)
         for k in range(1, self.num_bins):
             along, sideways = fields[k - 1, 0], fields[k - 1, 1]
@@ -159,13 +174,35 @@ class ProceduralPrior:
                 band = band * torch.polar(torch.ones_like(along_travel), -2 * math.pi * hz * along_travel / speed_px)
             if lag_px is not None:
                 band = band * torch.polar(torch.ones_like(lag_px), -2 * math.pi * hz * lag_px / (BEND_SPEED * wh))
+            if ripple is not None:
+                bob = water_fields[k - 1, 0] * ripple_axis + RIPPLES.sideways * water_fields[k - 1, 1] * ripple_across
+                waves = torch.polar(torch.ones_like(ripple_travel), -2 * math.pi * hz * ripple_travel / ripple_speed)
+                bob = amplitude * (RIPPLES.amplitude / preset.amplitude) * bob * waves  # ripples, smaller than sway
+                band = band + (bob - band) * ripple[0, 0]
             coeffs[0, k] = band
         coeffs[:, 0] = at_rest_dc(coeffs)
         return coeffs, envelope * gain
 
+    def _fields(self, guide: torch.Tensor, preset: Preset, generator: torch.Generator) -> torch.Tensor:
+        """Complex random fields [K - 1, 2, h, w] on the guide's grid, coherent inside its objects."""
+        _, _, h, w = guide.shape
+        fields = coherent_fields(guide, self._lengths(preset, max(h, w)), preset.anisotropy, generator)
+        fields = F.interpolate(fields, size=(h, w), mode="bilinear", align_corners=False)
+        return torch.complex(fields[0, 0::2], fields[0, 1::2]).view(self.num_bins - 1, 2, h, w)
+
     def _lengths(self, preset: Preset, side: int) -> list[float]:
         """Coherence length (pixels of the work grid) per non-DC bin."""
         return [preset.length_scale * coherence_length(side, k) for k in range(1, self.num_bins)]
+
+
+def _unit(angle_deg: float) -> tuple[float, float]:
+    return math.cos(math.radians(angle_deg)), math.sin(math.radians(angle_deg))
+
+
+def _along(angle_deg: float, yy: torch.Tensor, xx: torch.Tensor) -> torch.Tensor:
+    """Distance (pixels) along the direction angle_deg (image coordinates: 0 = right, 90 = down)."""
+    cos, sin = _unit(angle_deg)
+    return xx * cos + yy * sin
 
 
 def free_level(envelope: torch.Tensor) -> float:
