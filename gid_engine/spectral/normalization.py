@@ -23,8 +23,12 @@ import torch
 from .. import checks
 from .volume import DEFAULT_BINS, SpectralVolume
 
-# 95th percentile of |N(0, s^2)| is 1.96 s. DC is real (its RMS is all in Re); other bins are
-# circular, so each real component carries half the power: s = rms / sqrt(2).
+# How the measured spectrum reads: its RMS pools the real and imaginary parts of x and y (the source's
+# `fft_std` is the root of the mean square over those four real components of every coefficient). So each real
+# component of a bin above DC has RMS `rms`, and a pixel's two axes together carry MEASURED_COMPONENTS * rms^2
+# per bin; DC is real, so its two real components carry all of it (RMS sqrt(2) * rms each).
+MEASURED_COMPONENTS = 4
+# 95th percentile of |N(0, s^2)| is 1.96 s.
 _Z95 = 1.959964
 
 
@@ -46,7 +50,7 @@ class FrequencyNormalization:
         rms = data["rms_per_bin"]
         if num_bins > len(rms):
             raise ValueError(f"natural spectrum has {len(rms)} bins, {num_bins} requested")
-        scales = [_Z95 * rms[0]] + [_Z95 * r / math.sqrt(2.0) for r in rms[1:num_bins]]
+        scales = [_Z95 * rms[0] * math.sqrt(2.0)] + [_Z95 * r for r in rms[1:num_bins]]
         return cls(tuple(scales), width=int(data["width"]), period=int(data["frames_in_window"]))
 
     @classmethod

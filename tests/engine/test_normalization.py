@@ -41,8 +41,10 @@ def test_default_scales_come_from_the_measured_spectrum():
     assert len(norm.scales) == 16 and (norm.width, norm.period) == (256, 149)
     assert all(s > 0 for s in norm.scales)
     assert norm.scales[1] > norm.scales[8] > norm.scales[15]
-    # bin 1: 95th percentile of |component| with rms 13.72 split over Re/Im
-    assert abs(norm.scales[1] - 1.96 * 13.724528 / 2 ** 0.5) < 1e-3
+    # bin 1: 95th percentile of |component|; the measured rms 13.72 is already per real component (Re and Im of
+    # x and y pooled); DC is real, so its real parts carry all of its power
+    assert abs(norm.scales[1] - 1.96 * 13.724528) < 1e-3
+    assert abs(norm.scales[0] / (1.96 * 34.355961 * 2 ** 0.5) - 1) < 1e-4
 
 
 def test_scales_recomputed_from_volumes_are_95th_percentiles():

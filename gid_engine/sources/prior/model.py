@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ... import imageops
-from ...spectral.normalization import natural_motion_spectrum
+from ...spectral.normalization import MEASURED_COMPONENTS, natural_motion_spectrum
 from ...spectral.volume import DEFAULT_BINS, DEFAULT_FPS, DEFAULT_PERIOD, SpectralVolume, at_rest_dc, coherence_length
 from .brush import MotionBrush
 from .cues import MotionCues
@@ -165,9 +165,12 @@ class ProceduralPrior:
         for k in range(1, self.num_bins):
             along, sideways = fields[k - 1, 0], fields[k - 1, 1]
             gust_share = preset.gust_share * math.exp(-(k - 1) / 3)
-            gust = torch.complex(*torch.randn(2, generator=generator)) / math.sqrt(2)
+            gust = torch.complex(*torch.randn(2, generator=generator))
             along = math.sqrt(gust_share) * gust + math.sqrt(1 - gust_share) * along
-            amplitude = float(rms[k]) * boost * preset.amplitude * intensity * (envelope * gain)[0, 0]
+            # A free pixel's two axes carry the measured power together, whatever the fields' own variance.
+            power = along.abs().pow(2).mean() + preset.sideways ** 2 * sideways.abs().pow(2).mean()
+            unit = math.sqrt(MEASURED_COMPONENTS / float(power.clamp(min=1e-12)))
+            amplitude = float(rms[k]) * unit * boost * preset.amplitude * intensity * (envelope * gain)[0, 0]
             band = amplitude * (along * direction[0] + preset.sideways * sideways * across[0])
             hz = k * self.fps / self.period
             if speed_px > 0:
