@@ -109,7 +109,7 @@ def _in_boxes(values, boxes):
     return torch.cat([values[y0:y1, x0:x1].flatten() for x0, y0, x1, y1 in boxes])
 
 
-@pytest.mark.parametrize("name", ["sheep_grass.jpg", "castle_forest.jpg", "hedgehog_grass.jpg"])
+@pytest.mark.parametrize("name", ["sheep_grass.jpg", "castle_forest.jpg", "hedgehog_grass.jpg", "horses_meadow.jpg"])
 def test_labelled_still_things_stay_still_and_plants_move(name):
     picture, entry = _labelled(name)
     volume, mobility = ProceduralPrior().predict_with_mobility(picture, seed=0)
@@ -118,6 +118,26 @@ def test_labelled_still_things_stay_still_and_plants_move(name):
     still, moving = _in_boxes(rms, entry["still"]), _in_boxes(rms, entry["moves"])
     assert torch.quantile(still, 0.75) < 0.1 * moving.median()
     assert torch.quantile(_in_boxes(mobility[0, 0], entry["still"]), 0.75) < 0.1 < _in_boxes(mobility[0, 0], entry["moves"]).median()
+
+
+def test_legs_stay_with_a_still_body():
+    """A brown animal in grass: its body is a subject; its thin legs, which its outline leaves out and which look
+    like stalks among plants, keep still with it."""
+    h, w = 240, 320
+    g = torch.Generator().manual_seed(5)
+    picture = torch.tensor([0.25, 0.55, 0.15]).view(1, 3, 1, 1) * (0.6 + 0.4 * torch.rand(1, 1, h, w, generator=g))
+    yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    body = (((xx - 160) / 60) ** 2 + ((yy - 110) / 28) ** 2) < 1
+    legs = torch.zeros(h, w, dtype=torch.bool)
+    for x in (115, 135, 180, 200):
+        legs[125:185, x:x + 7] = True
+    legs &= ~body
+    hide = torch.tensor([0.55, 0.35, 0.2]).view(1, 3, 1, 1) * (0.9 + 0.1 * torch.rand(1, 1, h, w, generator=g))
+    picture = torch.where((body | legs).view(1, 1, h, w), hide, picture)
+    rms = ProceduralPrior().predict(picture, seed=0).rms_displacement()[0]
+    grass = rms[200:].median()
+    assert rms[body].quantile(0.9) < 0.05 * grass
+    assert rms[legs].quantile(0.75) < 0.2 * grass  # the legs swayed as much as the grass (1.2x) before
 
 
 def test_plants_bend_from_their_support():

@@ -8,6 +8,8 @@ A cinemagraph lives on this: the subject still, the world around it alive. The e
 - what vetoes motion: sky (for every preset but clouds), smooth skin, subjects (people, faces, animals,
   compact objects; below a waterline they are reflections), rigid man-made structure (long straight edges,
   smooth specular surfaces), bare grey surfaces (rock, concrete, haze);
+- subjects take the non-plant parts attached to them (legs, a head the outline left out: see
+  `with_attached_parts`);
 - the veto wins: a still thing among plants keeps still, and the motion ramps down *inside* the moving region
   before its edge (an eroded, then blurred map), so nothing still is dragged along by its neighbours.
 
@@ -47,6 +49,10 @@ CROWN_REACH = (0.4, 0.6)
 CROWN_FILLS = (0.85, 0.95)
 CROWN_OPEN = (0.7, 0.9)
 CROWN_GAP = 0.05
+# Non-plant parts attached to a subject (legs, a head) belong to it up to this share of the long side from its
+# outline; below PLANT_LIKE vegetation a pixel is not plant-coloured (as for `MotionCues.large_non_plant`).
+ATTACHED_REACH = 0.12
+PLANT_LIKE = 0.35
 # Mobility of open water below a mirrored waterline in the auto preset (plants reach 1).
 WATER_SURFACE = 0.8
 # A crown's base sways this share of its top (the real tree of benchmarks/clips moves most at its top).
@@ -57,6 +63,8 @@ def mobility(cues: MotionCues, kind: str, subjects: torch.Tensor | None = None) 
     """[1, 1, h, w] in 0..1 for one of the presets' cue combinations; `subjects` [1, 1, h, w] (1 = keep still)."""
     if subjects is not None and kind in ("auto", "water"):
         subjects = subjects * (1 - cues.water_surface)  # below a waterline lie reflections, not subjects
+    if subjects is not None and kind == "auto":
+        subjects = with_attached_parts(subjects, cues)
     still = cues.rigid if subjects is None else torch.maximum(cues.rigid, subjects)
     if kind == "auto":
         still = still * (1 - cues.water_surface)  # a reflected castle's straight edges are water too
@@ -102,6 +110,34 @@ def mobility(cues: MotionCues, kind: str, subjects: torch.Tensor | None = None) 
             unfree = unfree * (1 - cues.water_surface)  # mirrored bricks look like skin
         still = torch.maximum(still, unfree)  # sky and faces are kept clear of the ramp too
     return keep_clear_of(moving, still, max(cues.h, cues.w) * EDGE_RAMP)
+
+
+def with_attached_parts(subjects: torch.Tensor, cues: MotionCues) -> torch.Tensor:
+    """`subjects` grown over the non-plant pixels connected to them, up to ATTACHED_REACH of the long side
+    from their outline: legs, a head or a tail that the subject's outline left out are small non-plant things
+    among plants, which `among_plants` takes for flower heads, and they swayed off a still body. A grown pixel
+    keeps the confidence of the subject it grew from. Fails on: flowers touching a subject (they keep still),
+    an animal's legs in grass as green as they are (the growth stops there)."""
+    rows, cols = torch.nonzero(subjects[0, 0] > 0.05, as_tuple=True)
+    if rows.numel() == 0:
+        return subjects
+    reach = max(1, round(ATTACHED_REACH * max(cues.h, cues.w)))
+    # Only the subjects' neighbourhood can change: grow there.
+    y0, y1 = max(0, int(rows.min()) - reach), min(cues.h, int(rows.max()) + reach + 1)
+    x0, x1 = max(0, int(cols.min()) - reach), min(cues.w, int(cols.max()) + reach + 1)
+    window = (..., slice(y0, y1), slice(x0, x1))
+    passable = ((cues.vegetation[window] < PLANT_LIKE) & (cues.sky[window] < 0.5)
+                & (cues.water_surface[window] < 0.5)).float()
+    seed = subjects[window]
+    grown = seed
+    for _ in range((reach + 1) // 2):  # two pixels a step
+        step = torch.maximum(seed, F.max_pool2d(grown, 5, stride=1, padding=2) * passable)
+        if torch.equal(step, grown):
+            break
+        grown = step
+    out = subjects.clone()
+    out[window] = grown
+    return out
 
 
 def keep_clear_of(mobility: torch.Tensor, still: torch.Tensor, radius: float) -> torch.Tensor:
