@@ -165,7 +165,7 @@ class ProceduralPrior:
         for k in range(1, self.num_bins):
             along, sideways = fields[k - 1, 0], fields[k - 1, 1]
             gust_share = preset.gust_share * math.exp(-(k - 1) / 3)
-            gust = torch.complex(*torch.randn(2, generator=generator))
+            gust = torch.complex(*torch.randn(2, generator=generator)) / math.sqrt(2)  # as strong as the fields
             along = math.sqrt(gust_share) * gust + math.sqrt(1 - gust_share) * along
             # A free pixel's two axes carry the measured power together, whatever the fields' own variance.
             power = along.abs().pow(2).mean() + preset.sideways ** 2 * sideways.abs().pow(2).mean()
