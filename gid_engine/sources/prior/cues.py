@@ -13,6 +13,8 @@ from ... import imageops
 
 # Reach of "surrounded by vegetation" (share of the long side).
 PLANT_CONTEXT = 0.04
+# Below this vegetation a pixel is not plant-coloured.
+PLANT_LIKE = 0.35
 # Flowers and seed heads are at most this wide (share of the long side); wider non-green things are not plants.
 FLOWER_SIZE = 0.06
 # A waterline needs the picture below it to mirror the picture above at least this well: correlation of the
@@ -112,7 +114,7 @@ class MotionCues:
     @cached_property
     def large_non_plant(self) -> torch.Tensor:
         """Parts of non-vegetation regions wider than FLOWER_SIZE of the long side (a morphological opening)."""
-        other = (self.vegetation < 0.35).float()
+        other = (self.vegetation < PLANT_LIKE).float()
         reach = max(1, round(FLOWER_SIZE * max(self.h, self.w) / 2))
         eroded = -F.max_pool2d(-other, 2 * reach + 1, stride=1, padding=reach)
         opened = F.max_pool2d(eroded, 2 * reach + 1, stride=1, padding=reach)

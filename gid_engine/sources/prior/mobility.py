@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from ... import imageops
-from .cues import MotionCues
+from .cues import PLANT_LIKE, MotionCues
 
 # Mobility below this is still: it holds up what is above it (anchors) and takes no motion.
 SUPPORT_BELOW = 0.2
@@ -50,9 +50,8 @@ CROWN_FILLS = (0.85, 0.95)
 CROWN_OPEN = (0.7, 0.9)
 CROWN_GAP = 0.05
 # Non-plant parts attached to a subject (legs, a head) belong to it up to this share of the long side from its
-# outline; below PLANT_LIKE vegetation a pixel is not plant-coloured (as for `MotionCues.large_non_plant`).
+# outline.
 ATTACHED_REACH = 0.12
-PLANT_LIKE = 0.35
 # Mobility of open water below a mirrored waterline in the auto preset (plants reach 1).
 WATER_SURFACE = 0.8
 # A crown's base sways this share of its top (the real tree of benchmarks/clips moves most at its top).
