@@ -35,11 +35,13 @@ The cues, and what each fails on:
   that are not plant-coloured and are ringed by plants (a cow, a sheep, a hedgehog, a car, drums in a
   meadow); then regions coloured neither like plants nor like the ground at the lower frame edges that
   stand on that ground (horses on a dry prairie, swans on dark water). A region must be compact, not
-  tiny (>= 0.4% of the picture, and calm unless >= 3%), not most of the picture, not a band across it
+  tiny (>= 0.4% of the picture, and calm inside its outline unless >= 3%: a small region is mostly outline,
+  and every outline is busy), not most of the picture, not a band across it
   (a lake, a road), must not reach the top edge (sky, hills, a tree line) and is cut off long spurs. Its
   outline is the region itself. Fails on subjects coloured like their ground (a tan animal on dry
   grass, a grey car on a grey road), on subjects not standing in plants or on the frame's ground
-  (dogs in a window, a man on a stump by a rock), on dark glass bottles among dark stems, and it takes
+  (dogs in a window, a man on a stump by a rock), on glass coloured like the plants behind it (a green
+  bottle's neck and shoulders among grass; its label and the body below it are found), and it takes
   calm non-plant patches for subjects: a castle's reflection in still water, an autumn-coloured patch in
   a green slope, a bright sky patch under a tree line; tails and manes are kept still with the animal.
 """
@@ -407,7 +409,9 @@ def _island_pass(surround: np.ndarray, footing: np.ndarray | None, busy_map: np.
         # A sliver at a side edge is mostly a flag, a trunk or a wall cut by the frame.
         if (x == 0 or x + bw >= sw) and share < 0.03:
             continue
-        busy = float(np.median(busy_map[comp]))
+        # Inside its outline: a small region is mostly outline, and every outline is busy.
+        interior = cv2.erode(comp.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        busy = float(np.median(busy_map[interior if interior.sum() >= 0.3 * area else comp]))
         # Small islands are often a lit tuft or a flower: only calm ones count, and large ones surely.
         if share < 0.03 and (share < 0.004 or busy > 0.35):
             continue
