@@ -54,7 +54,7 @@ FAR_SHARE = 0.25  # "far" from the point: farther than this share of the width
 RING_FRAMES = 24
 MOVED_PX = 1.0  # the moved region: displacement of at least this many pixels
 # Pulled points lie at least this share of the width inside the frame: nearer, the pulled content leaves the frame
-# and optical flow's patches cross the border (it read 0.1-2x the pull there, in any direction).
+# and optical flow's patches cross the border (it read 0.06-1.9x the pull there, in any direction).
 EDGE_SHARE = PULL_SHARE + 0.02
 
 
