@@ -263,3 +263,39 @@ def test_faces_stay_still_while_hair_moves():
         assert energy[inner_face].sum() <= 0.05 * energy.sum(), preset  # (auto may move nothing here at all)
     # Only the hair preset knows dull brown strands from rock; auto keeps unsaturated texture calm.
     assert energy_share(ProceduralPrior(preset="cloth and hair").predict(img, seed=0), hair) > 0.6
+
+
+def warm_patch_beside_a_meadow(kind, h=120, w=160):
+    """A meadow of leafy green below, pale sky above, and on the meadow's edge a warm orange patch: autumn
+    leaves (blobs running every way) or a brick wall (courses and joints along the image axes)."""
+    from gid_engine import imageops
+
+    img = torch.empty(1, 3, h, w)
+    img[:] = torch.tensor([0.75, 0.8, 0.9]).view(1, 3, 1, 1)
+    img[:, :, h // 2:] = GREEN * (0.6 + 0.5 * noise((1, 1, h - h // 2, w), 3))
+    patch = (slice(24, 64), slice(40, 120))
+    if kind == "leaves":
+        blobs = imageops.gaussian_blur(noise((1, 1, 40, 80), 4), 1.2)
+        shade = (0.6 + 4 * (blobs - blobs.mean())).clamp(0.2, 1)
+    else:
+        ys, xs = torch.meshgrid(torch.arange(40), torch.arange(80), indexing="ij")
+        mortar = (ys % 6 == 0) | ((xs + 6 * ((ys // 6) % 2)) % 12 == 0)
+        shade = torch.where(mortar, 0.35, 0.85 + 0.1 * noise((40, 80), 5)).view(1, 1, 40, 80)
+    img[:, :, patch[0], patch[1]] = torch.tensor([0.9, 0.5, 0.15]).view(1, 3, 1, 1) * shade
+    return img.clamp(0, 1), patch
+
+
+def test_autumn_leaves_beside_plants_move_and_a_brick_wall_does_not():
+    """Warm foliage within reach of green plants moves in `auto` (autumn woods, backlit seed heads); warm texture
+    laid along the image axes (brick, planks) and warm texture with no plant in reach (robes on a stage) do not."""
+    from gid_engine.sources.prior.cues import MotionCues
+
+    inner = (slice(30, 58), slice(46, 114))
+    share = {}
+    for kind in ("leaves", "bricks"):
+        img, _ = warm_patch_beside_a_meadow(kind)
+        share[kind] = float(MotionCues(img).autumn_among_plants[0, 0][inner].mean())
+    assert share["leaves"] > 0.3 and share["bricks"] < 0.05, share
+    img, _ = warm_patch_beside_a_meadow("leaves")
+    img[:, :, 64:] = 0.2  # no meadow: a dark floor
+    assert float(MotionCues(img).autumn_among_plants[0, 0][inner].mean()) < 0.1

@@ -33,6 +33,14 @@ LINE_MIN_LENGTH = 0.05
 LINE_REACH = 0.02
 # A straight edge is structural where the texture on one side is below this (smooth wall, glass, paint).
 STRUCTURE_TEXTURE = 0.45
+# Reach (share of the long side) over which gradients are weighed for `rectilinear`; its share of gradient energy
+# along the image axes is foliage-like up to the first value and man-made from the second (brick facades 0.86-0.89,
+# planks and boards 0.94; autumn larches, leaves and seed heads 0.75-0.80; isotropic texture 0.75).
+RECTILINEAR_REACH = 0.03
+RECTILINEAR = (0.83, 0.88)
+# Warm foliage moves in `auto` where plants are within this reach (share of the long side): an autumn wood
+# beside a meadow or conifers, backlit seed heads above their stalks, not a stage's robes.
+AUTUMN_CONTEXT = 0.1
 
 
 class MotionCues:
@@ -79,10 +87,30 @@ class MotionCues:
 
     @cached_property
     def autumn(self) -> torch.Tensor:
-        """Warm, saturated, textured: autumn leaves (and brick, wood, fur), 0..1."""
+        """Warm, saturated, textured: autumn leaves, backlit seed heads and grass (and fur, wood, brick that is
+        not laid in straight courses), 0..1."""
         r, b = self.r, self.b
         return (imageops.smoothstep(0.15, 0.35, self.saturation) * ((r - b) * 4).clamp(0, 1) * self.texture
-                * (1 - self.straight_edges))
+                * (1 - self.straight_edges) * (1 - imageops.smoothstep(*RECTILINEAR, self.rectilinear)))
+
+    @cached_property
+    def autumn_among_plants(self) -> torch.Tensor:
+        """`autumn` within AUTUMN_CONTEXT of plants, 0..1. Fails on: brick or fur in a garden whose texture runs
+        every way (an animal there is a subject and keeps still), autumn woods with no green in reach."""
+        context = imageops.gaussian_blur(self.vegetation, AUTUMN_CONTEXT * max(self.h, self.w))
+        return self.autumn * imageops.smoothstep(0.05, 0.2, context)
+
+    @cached_property
+    def rectilinear(self) -> torch.Tensor:
+        """Share of the gradient energy along the image axes, 0.5..1 (sum of gx^4 + gy^4 over that of
+        (gx^2 + gy^2)^2 within RECTILINEAR_REACH): 1 for walls, windows, planks and fences seen square on, 0.75 for
+        texture running every way (leaves, grass tufts), 0.5 for diagonals. Fails on: buildings seen at a steep
+        angle, upright grass and reeds (about 0.83)."""
+        gx, gy = imageops.gradients(imageops.gaussian_blur(self.lum, self.sigma))
+        reach = RECTILINEAR_REACH * max(self.h, self.w)
+        energy = gx * gx + gy * gy
+        along_axes = imageops.gaussian_blur(gx ** 4 + gy ** 4, reach)
+        return along_axes / imageops.gaussian_blur(energy * energy, reach).clamp(min=1e-12)
 
     @cached_property
     def value(self) -> torch.Tensor:

@@ -2,9 +2,9 @@
 
 A cinemagraph lives on this: the subject still, the world around it alive. The estimate combines the cues of
 `cues.py` (and the subjects of `subjects.py`) per preset:
-- what moves: green vegetation (autumn colours too with the foliage preset: in auto they are as often brick,
-  wood or fur), flowers and seed heads among plants, thin stalks, water below a mirrored waterline (it ripples
-  in place; ripple-like bands low in the picture with the water preset), flames;
+- what moves: green vegetation, warm foliage (autumn leaves, backlit seed heads and grass) within reach of green
+  plants (with the foliage preset everywhere), flowers and seed heads among plants, thin stalks, water below a
+  mirrored waterline (it ripples in place; ripple-like bands low in the picture with the water preset), flames;
 - what vetoes motion: sky (for every preset but clouds), smooth skin, subjects (people, faces, animals,
   compact objects; below a waterline they are reflections), rigid man-made structure (long straight edges,
   smooth specular surfaces), bare grey surfaces (rock, concrete, haze);
@@ -52,6 +52,8 @@ CROWN_GAP = 0.05
 # Non-plant parts attached to a subject (legs, a head) belong to it up to this share of the long side from its
 # outline.
 ATTACHED_REACH = 0.12
+# Mobility of warm foliage among plants in the auto preset (green plants reach 1).
+AUTUMN = 0.8
 # Mobility of open water below a mirrored waterline in the auto preset (plants reach 1).
 WATER_SURFACE = 0.8
 # A crown's base sways this share of its top (the real tree of benchmarks/clips moves most at its top).
@@ -74,6 +76,7 @@ def mobility(cues: MotionCues, kind: str, subjects: torch.Tensor | None = None) 
         # of benchmarks/mobility.py). Water below a mirrored waterline moves (below).
         loose = torch.maximum(veg, 0.8 * thin * (0.4 + 0.6 * veg))
         loose = torch.maximum(loose, 0.9 * cues.among_plants)
+        loose = torch.maximum(loose, AUTUMN * cues.autumn_among_plants)
         # Foliage moves textured or not (a blurred background tree sways too), texture only adds to it;
         # texture alone (fur, fabric, brick, gravel) is not a reason to move.
         moving = loose * (0.45 + 0.55 * t)
