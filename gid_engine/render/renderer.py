@@ -154,7 +154,7 @@ def surface_take(picture: torch.Tensor, flow: torch.Tensor, qx: torch.Tensor, qy
     disocclusion) or folds, and where something else is in front (the splatted depth [M] exceeds s's metric by
     FRONT_GAP). A point whose last Newton step moved it less than SURFACE_CONVERGED keeps what that step saw (its
     residual, stretch); only the others are looked up once more. picture [1, 4+, H, W] (colour, metric), flow
-    [1, 2, H, W] on the same grid. The fused CPU kernel (kernels/cpu_render._surface_take) does the same per pixel.
+    [1, 2, H, W] on the same grid. The fused CPU kernel (kernels/cpu_render._redraw_row) does the same per pixel.
     """
     flow = flow.to(torch.float64)
     count = qx.numel()
