@@ -1,7 +1,7 @@
 """Renderer speed: frames per second of the pack's renderer against baselines on the same motion.
 
     python benchmarks/render.py [--sizes 512x288,1024x576,1920x1080] [--frames 32] [--threads 2]
-                                [--device cpu|cuda] [--compile] [--json]
+                                [--device cpu|cuda] [--compile] [--before-redraw REV] [--json]
 
 Measured in the same run on the same displacement fields:
 - renderer: what Softmax Splat Render does (render_frames with SplatRenderer()): motion-texture synthesis,
@@ -11,6 +11,9 @@ Measured in the same run on the same displacement fields:
 - operator: softmax_splat alone on RGB (fused kernel); operator_torch: its plain-torch fallback.
 - naive_splat: a straightforward softmax splat, one boolean-compacted index_add_ per bilinear corner;
 - cv2_remap: backward warping with the negated flow (no occlusion handling; always on CPU).
+- renderer_before_redraw (CPU with numba, in a git checkout): the fused renderer as it was at git revision
+  --before-redraw (default: the last one before the stretched-surface redraw), loaded from git and run in the
+  same process: what the redraw costs, measured against the same machine's mood.
 With --compile the torch operator is also timed through torch.compile (fused C++ on CPU, Triton on CUDA).
 Each figure is the best of --repeats runs after a warm-up (kernel compilation is not timed), in wall-clock
 frames/s and in frames per CPU-second (all threads together; stable when the machine is shared).
@@ -18,9 +21,12 @@ frames/s and in frames per CPU-second (all threads together; stable when the mac
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,8 +39,45 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from gid_engine.spectral.motion import MotionTexture  # noqa: E402
 from gid_engine.render.renderer import SplatRenderer, importance_metric, render_frames  # noqa: E402
 from gid_engine.spectral.volume import SpectralVolume  # noqa: E402
-from gid_engine.render.splat import pick_backend, softmax_splat, torch_softmax_splat  # noqa: E402
-from gid_engine.render.kernels import fallback  # noqa: E402
+from gid_engine.render.splat import pick_backend, shifted_exp, softmax_splat, torch_softmax_splat  # noqa: E402
+from gid_engine.render import renderer as renderer_module  # noqa: E402
+from gid_engine.render.kernels import cpu as cpu_kernel, fallback  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+BEFORE_REDRAW = "5a397be"  # the fused renderer before the stretched-surface redraw (fe6bd6d)
+
+
+def renderer_at(revision: str):
+    """A SplatRenderer whose fused CPU pipeline is the kernel module as it was at `revision` (loaded from git beside
+    today's kernels, whose helpers it imports), or None where that cannot be had (no git checkout, no numba)."""
+    if not cpu_kernel.available():
+        return None
+    try:
+        source = subprocess.run(["git", "-C", str(ROOT), "show", f"{revision}:gid_engine/render/kernels/cpu_render.py"],
+                                check=True, capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    path = Path(tempfile.mkdtemp()) / "cpu_render_before.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("gid_engine.render.kernels._cpu_render_before", path)
+    module = importlib.util.module_from_spec(spec)
+    module.__package__ = "gid_engine.render.kernels"
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+
+    class BeforeRedraw(SplatRenderer):
+        def _render_fused(self, image, flow, metric):
+            h, w = flow.shape[-2:]
+            margin = min(math.ceil(cpu_kernel.moving_extent(flow, self.still_below_px)) + 1, max(h, w))
+            pad = (margin, margin, margin, margin)
+            features = torch.nn.functional.pad(torch.cat([image, metric.to(image.dtype)], dim=1), pad,
+                                               mode="replicate")
+            features = torch.cat([features, torch.nn.functional.pad(torch.ones_like(image[:, :1]), pad)], dim=1)
+            z = features[:, 3].contiguous()
+            return module.render_frames(features, z, shifted_exp(z), flow, margin, self.still_below_px,
+                                        renderer_module.BORDER_TRUST, self.background_preference)
+
+    return BeforeRedraw()
 
 
 def naive_softmax_splat(features, flow, metric):
@@ -89,7 +132,8 @@ def timed(fn, repeats: int, device: str) -> float:
     return best, best_cpu
 
 
-def bench_size(height: int, width: int, frames: int, repeats: int, use_compile: bool, device: str) -> dict:
+def bench_size(height: int, width: int, frames: int, repeats: int, use_compile: bool, device: str,
+               before_redraw: SplatRenderer | None = None) -> dict:
     picture = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(1))
     cpu_motion = test_motion(height, width, frames)
     fields_cpu = cpu_motion.fields(0, frames)[:, 0]  # [N, 2, H, W]
@@ -117,6 +161,9 @@ def bench_size(height: int, width: int, frames: int, repeats: int, use_compile: 
         "naive_splat": timed(lambda: naive_softmax_splat(rgb, fields, metric), repeats, device),
         "cv2_remap": timed(remap, repeats, "cpu"),
     }
+    if before_redraw is not None and device == "cpu":
+        results["renderer_before_redraw"] = timed(
+            lambda: render_frames(before_redraw, picture, motion, out_device=device), repeats, device)
     if use_compile:
         compiled = torch.compile(torch_softmax_splat, dynamic=False)
         results["operator_compiled"] = timed(lambda: compiled(picture, fields, metric), repeats, device)
@@ -124,10 +171,13 @@ def bench_size(height: int, width: int, frames: int, repeats: int, use_compile: 
     # Frames per second of CPU time (all threads together): what one core does; unlike wall-clock figures
     # it barely changes when other processes compete for the cores.
     cpu_fps = {name: frames / cpu for name, (_, cpu) in results.items()}
-    return {"size": f"{width}x{height}", "frames": frames, "fps": fps, "cpu_fps": cpu_fps,
-            "renderer_vs_torch_renderer": fps["renderer"] / fps["renderer_torch"],
-            "renderer_vs_remap": fps["renderer"] / fps["cv2_remap"],
-            "operator_vs_naive": fps["operator"] / fps["naive_splat"]}
+    row = {"size": f"{width}x{height}", "frames": frames, "fps": fps, "cpu_fps": cpu_fps,
+           "renderer_vs_torch_renderer": fps["renderer"] / fps["renderer_torch"],
+           "renderer_vs_remap": fps["renderer"] / fps["cv2_remap"],
+           "operator_vs_naive": fps["operator"] / fps["naive_splat"]}
+    if "renderer_before_redraw" in cpu_fps:  # per CPU-second: what the redraw costs, steady on a shared machine
+        row["renderer_vs_before_redraw"] = cpu_fps["renderer"] / cpu_fps["renderer_before_redraw"]
+    return row
 
 
 def main(argv=None) -> int:
@@ -138,6 +188,8 @@ def main(argv=None) -> int:
     parser.add_argument("--compile", action="store_true", help="also time the torch.compile'd operator")
     parser.add_argument("--threads", type=int, default=None, help="torch/numba threads (default: torch's)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--before-redraw", default=BEFORE_REDRAW, metavar="REV",
+                        help="git revision of the renderer before the stretched-surface redraw ('' to skip it)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -148,11 +200,14 @@ def main(argv=None) -> int:
     kernel = pick_backend("auto", probe, torch.zeros(1, 2, 1, 1, device=args.device), probe)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, "
           f"splatting kernel: {kernel}")
+    before_redraw = renderer_at(args.before_redraw) if args.before_redraw and args.device == "cpu" else None
+    if args.before_redraw and args.device == "cpu" and before_redraw is None:
+        print(f"the renderer at {args.before_redraw} is not timed: no git checkout or no numba here", flush=True)
     rows = []
     for size in args.sizes.split(","):
         width, height = (int(v) for v in size.lower().split("x"))
         frames = max(4, args.frames * 512 * 288 // (width * height)) if width * height > 600_000 else args.frames
-        rows.append(bench_size(height, width, frames, args.repeats, args.compile, args.device))
+        rows.append(bench_size(height, width, frames, args.repeats, args.compile, args.device, before_redraw))
         row = rows[-1]
         if len(rows) == 1:
             print(f"{'size':>10} {'frames':>6} " + " ".join(f"{n:>18}" for n in row["fps"])
@@ -161,6 +216,9 @@ def main(argv=None) -> int:
               + f"  {row['renderer_vs_torch_renderer']:>14.2f}  {row['renderer_vs_remap']:>14.3f}"
               f"  {row['operator_vs_naive']:>14.2f}", flush=True)
         print(f"{'per CPU-s':>17} " + " ".join(f"{v:>14.1f} fps" for v in row["cpu_fps"].values()), flush=True)
+        if "renderer_vs_before_redraw" in row:
+            print(f"{'renderer / renderer before the redraw, per CPU-s':>50}: {row['renderer_vs_before_redraw']:.2f}",
+                  flush=True)
     # A kernel that failed on first use was replaced by torch: its rows then time the torch path.
     for name, cause in fallback.failures().items():
         print(f"the fused {name} kernel failed and torch ran instead: {cause}", flush=True)
