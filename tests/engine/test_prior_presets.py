@@ -299,3 +299,66 @@ def test_autumn_leaves_beside_plants_move_and_a_brick_wall_does_not():
     img, _ = warm_patch_beside_a_meadow("leaves")
     img[:, :, 64:] = 0.2  # no meadow: a dark floor
     assert float(MotionCues(img).autumn_among_plants[0, 0][inner].mean()) < 0.1
+
+
+def planks_and_a_banded_meadow(h=120, w=160):
+    """Left: grey boards laid level with dark greenish joints (as plant-coloured as a shadowed stalk). Right: a
+    meadow in level bands of light and shade, full of plants."""
+    img = torch.empty(1, 3, h, w)
+    ys = torch.arange(h).view(1, 1, h, 1).float()
+    boards = torch.tensor([0.62, 0.58, 0.52]).view(1, 3, 1, 1) * (0.9 + 0.1 * noise((1, 1, h, w // 2), 6))
+    joints = (ys % 10 < 2).expand(1, 1, h, w // 2)
+    img[..., :w // 2] = torch.where(joints, torch.tensor([0.16, 0.26, 0.15]).view(1, 3, 1, 1), boards)
+    bands = 0.75 + 0.25 * torch.sin(ys / 3)
+    img[..., w // 2:] = GREEN * bands * (0.6 + 0.5 * noise((1, 1, h, w - w // 2), 7))
+    return img.clamp(0, 1)
+
+
+def test_plank_joints_keep_still_and_a_meadow_in_level_bands_moves():
+    """Dark joints of level boards read as plant-coloured lines; where few plants surround them they are level
+    structure and do not move in auto. A meadow's level bands are full of plants: it moves."""
+    from gid_engine.sources.prior.cues import PLANT_LIKE, MotionCues
+
+    img = planks_and_a_banded_meadow()
+    cues = MotionCues(img)
+    boards, meadow = (slice(20, 100), slice(15, 60)), (slice(20, 100), slice(100, 145))
+    joints = cues.vegetation[0, 0][boards] > PLANT_LIKE
+    assert joints.float().mean() > 0.1  # the cue this guards against fires on the joints
+    assert float(cues.level_structure[0, 0][boards].mean()) > 0.8
+    assert float(cues.level_structure[0, 0][meadow].mean()) < 0.05
+    _, mobility = ProceduralPrior().predict_with_mobility(img, seed=0)
+    assert float(mobility[0, 0][boards].amax()) < 0.05
+    assert float(mobility[0, 0][meadow].median()) > 0.3
+
+
+def test_a_few_faint_specks_are_not_boosted_like_a_meadow():
+    """The free level normalises the moving pixels of a plant picture to the measured motion (boosting up to
+    1 / FREE_FLOOR); a few specks of doubt are not normalised: they keep their own faint level, smoothly."""
+    from gid_engine.sources.prior.model import FREE_FLOOR, FREE_SHARE, free_level
+
+    def level(share):
+        envelope = torch.zeros(1, 1, 100, 100)
+        envelope.view(-1)[:round(share * 10_000)] = 0.15
+        return free_level(envelope)
+
+    assert level(0.0) == 1.0
+    assert level(FREE_SHARE[0] / 2) == 1.0
+    assert level(FREE_SHARE[1] * 2) == pytest.approx(FREE_FLOOR)
+    levels = [level(s) for s in torch.linspace(FREE_SHARE[0], FREE_SHARE[1], 9).tolist()]
+    assert all(a >= b for a, b in zip(levels, levels[1:])) and max(abs(a - b) for a, b in zip(levels, levels[1:])) < 0.2
+
+
+def test_faint_mobility_moves_only_beside_a_confident_plant():
+    """Doubt is not motion: a patch the cues only half believe keeps still on its own and keeps its motion as the
+    soft fringe of a plant they believe."""
+    from gid_engine.sources.prior.mobility import FAINT, confident_nearby
+
+    mobility = torch.zeros(1, 1, 100, 200)
+    mobility[..., 40:60, 20:40] = FAINT[0] * 0.75  # alone
+    mobility[..., 40:60, 120:140] = 0.9  # a plant...
+    mobility[..., 40:60, 140:160] = FAINT[0] * 0.75  # ... and its fringe, running on
+    factor = confident_nearby(mobility, reach=6)[0, 0]
+    assert float(factor[40:60, 20:40].max()) == 0.0
+    assert float(factor[40:60, 140:143].min()) > 0.9  # within half the reach of the plant
+    assert float(factor[40:60, 155:160].max()) < 0.05  # beyond twice the reach
+    assert bool((factor[50, 140:160].diff() <= 0).all())  # fading smoothly, no edge to tear along

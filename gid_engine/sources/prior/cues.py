@@ -41,6 +41,10 @@ RECTILINEAR = (0.83, 0.88)
 # Warm foliage moves in `auto` where plants are within this reach (share of the long side): an autumn wood
 # beside a meadow or conifers, backlit seed heads above their stalks, not a stage's robes.
 AUTUMN_CONTEXT = 0.1
+# Level structure: `level` from the first value on (fully from the second), where plants cover less than the first
+# share of the surroundings (none of it from the second share on).
+LEVEL = (0.6, 0.75)
+LEVEL_PLANTS = (0.15, 0.35)
 
 
 class MotionCues:
@@ -111,6 +115,27 @@ class MotionCues:
         energy = gx * gx + gy * gy
         along_axes = imageops.gaussian_blur(gx ** 4 + gy ** 4, reach)
         return along_axes / imageops.gaussian_blur(energy * energy, reach).clamp(min=1e-12)
+
+    @cached_property
+    def level(self) -> torch.Tensor:
+        """Share of the gradient energy across horizontal lines, 0..1 (sum of gy^4 over that of (gx^2 + gy^2)^2
+        within RECTILINEAR_REACH): near 1 for planks, siding, brick courses, shelves and railings, 3/8 for texture
+        running every way, near 0 for upright stalks and grass. Fails on: a plant of level lines (a cedar's
+        tiers, grass bent flat by the wind)."""
+        gx, gy = imageops.gradients(imageops.gaussian_blur(self.lum, self.sigma))
+        reach = RECTILINEAR_REACH * max(self.h, self.w)
+        energy = gx * gx + gy * gy
+        across = imageops.gaussian_blur(gy ** 4, reach)
+        return across / imageops.gaussian_blur(energy * energy, reach).clamp(min=1e-12)
+
+    @cached_property
+    def level_structure(self) -> torch.Tensor:
+        """Level lines with few plants around them, 0..1: the joints and grain of planks, siding, brick courses,
+        shelves (`level` from LEVEL on, where plant colour covers under LEVEL_PLANTS of the surroundings within
+        PLANT_CONTEXT). Their dark joints are as thin and often as greenish-grey as stalks; a meadow's level
+        bands are full of plants and do not count. Fails on: a fence or siding half hidden by plants."""
+        plants = imageops.gaussian_blur(self.vegetation, PLANT_CONTEXT * max(self.h, self.w))
+        return imageops.smoothstep(*LEVEL, self.level) * (1 - imageops.smoothstep(*LEVEL_PLANTS, plants))
 
     @cached_property
     def value(self) -> torch.Tensor:

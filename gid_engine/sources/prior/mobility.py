@@ -58,6 +58,12 @@ AUTUMN = 0.8
 WATER_SURFACE = 0.8
 # A crown's base sways this share of its top (the real tree of benchmarks/clips moves most at its top).
 CROWN_BASE = 0.25
+# Doubt is not motion: in the auto preset, mobility moves only within FAINT_REACH (share of the long side) of a
+# pixel the cues find at least this free (none below the first value, fully from the second). Faint cues alone
+# (planks, a brick wall, fur, a coat) were lifted up to 1 / FREE_FLOOR times by the free-level normalisation
+# (model.free_level) and shimmered.
+FAINT = (0.2, 0.35)
+FAINT_REACH = 0.03
 
 
 def mobility(cues: MotionCues, kind: str, subjects: torch.Tensor | None = None) -> torch.Tensor:
@@ -70,7 +76,9 @@ def mobility(cues: MotionCues, kind: str, subjects: torch.Tensor | None = None) 
     if kind == "auto":
         still = still * (1 - cues.water_surface)  # a reflected castle's straight edges are water too
     if kind == "auto":
-        veg, thin, t = cues.vegetation, cues.thin, cues.texture
+        # Plant-coloured lines in level structure are the joints of planks and siding, not leaves. (Thin level
+        # lines alone may be ripples on water: they move.)
+        veg, thin, t = cues.vegetation * (1 - cues.level_structure), cues.thin, cues.texture
         # Ripple-like bands alone are no reason to move here: folds of a tunic, a truck's trim, planks and
         # layered rock look the same to that cue (it moved them, and hardly any water, on the labelled pictures
         # of benchmarks/mobility.py). Water below a mirrored waterline moves (below).
@@ -106,12 +114,24 @@ def mobility(cues: MotionCues, kind: str, subjects: torch.Tensor | None = None) 
         raise ValueError(f"unknown mobility cue set {kind!r}")
     still = still.clamp(0, 1)
     moving = moving.clamp(0, 1) * (1 - still)
+    if kind == "auto":
+        moving = moving * confident_nearby(moving, max(cues.h, cues.w) * FAINT_REACH)
     if kind in ("auto", "foliage", "cloth"):
         unfree = 1 - cues.free
         if kind == "auto":
             unfree = unfree * (1 - cues.water_surface)  # mirrored bricks look like skin
         still = torch.maximum(still, unfree)  # sky and faces are kept clear of the ramp too
     return keep_clear_of(moving, still, max(cues.h, cues.w) * EDGE_RAMP)
+
+
+def confident_nearby(mobility: torch.Tensor, reach: float) -> torch.Tensor:
+    """Factor [1, 1, h, w] in 0..1: 1 within `reach` pixels of a pixel at least FAINT[1] free, 0 where nothing
+    within reach is FAINT[0] free, smooth in between (a blurred local maximum: no edge to tear along). The soft
+    fringe of a plant keeps its motion; a region the cues only half believe anywhere keeps still. Fails on: a
+    plant that every cue reads faintly (an olive meadow, a bare winter tree) keeps still too."""
+    size = 2 * max(1, round(reach)) + 1
+    peak = F.max_pool2d(mobility, size, stride=1, padding=size // 2)
+    return imageops.smoothstep(*FAINT, imageops.gaussian_blur(peak, reach / 2))
 
 
 def with_attached_parts(subjects: torch.Tensor, cues: MotionCues) -> torch.Tensor:

@@ -32,6 +32,8 @@ MEASURED_MOVING_SHARE = 0.5
 # that mean square (soft cues and anchoring shape the motion without shrinking it), never boosted more than
 # 1 / FREE_FLOOR.
 FREE_FLOOR = 0.35
+# ... and only where the moving pixels cover at least the first share of the picture (fully from the second).
+FREE_SHARE = (0.002, 0.01)
 # Bending waves climb a plant at BEND_SPEED picture heights per second; the lag saturates at BEND_LAG heights.
 BEND_SPEED = 0.8
 BEND_LAG = 0.25
@@ -209,11 +211,14 @@ def _along(angle_deg: float, yy: torch.Tensor, xx: torch.Tensor) -> torch.Tensor
 
 
 def free_level(envelope: torch.Tensor) -> float:
-    """The RMS envelope of the picture's moving pixels (at least FREE_FLOOR; 1 where nothing moves)."""
+    """The RMS envelope of the picture's moving pixels (at least FREE_FLOOR), eased to 1 (no boost) as they
+    shrink below FREE_SHARE of the picture: a few faint specks are doubt, not plants held back by anchoring."""
     moving = envelope[envelope > 0.1]
-    if moving.numel() < 16:
+    if moving.numel() == 0:
         return 1.0
-    return max(FREE_FLOOR, float(moving.pow(2).mean().sqrt()))
+    level = max(FREE_FLOOR, float(moving.pow(2).mean().sqrt()))
+    share = float(imageops.smoothstep(FREE_SHARE[0], FREE_SHARE[1], torch.tensor(moving.numel() / envelope.numel())))
+    return share * level + (1 - share)
 
 
 @contextmanager
