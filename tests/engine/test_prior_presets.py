@@ -362,3 +362,17 @@ def test_faint_mobility_moves_only_beside_a_confident_plant():
     assert float(factor[40:60, 140:143].min()) > 0.9  # within half the reach of the plant
     assert float(factor[40:60, 155:160].max()) < 0.05  # beyond twice the reach
     assert bool((factor[50, 140:160].diff() <= 0).all())  # fading smoothly, no edge to tear along
+
+
+def test_an_olive_lawn_is_not_skin_and_a_face_is():
+    """The YCbCr skin box also holds olive lawns and dry grass (which `free` then kept still); skin is not
+    yellow-green. Smooth patches: a face tone, a tanned one, an olive lawn, a straw-coloured one."""
+    from gid_engine.sources.prior.cues import MotionCues
+
+    tones = {"face": (0.85, 0.64, 0.54), "tan": (0.55, 0.38, 0.28), "olive": (0.46, 0.44, 0.30),
+             "straw": (0.62, 0.58, 0.40)}
+    img = torch.cat([torch.tensor(c).view(1, 3, 1, 1).expand(1, 3, 48, 40) for c in tones.values()], dim=3)
+    cues = MotionCues(img + 0.01 * noise((1, 1, 48, 160), 8))
+    skin = {name: float(cues.skin[0, 0, 8:40, 40 * i + 8:40 * i + 32].mean()) for i, name in enumerate(tones)}
+    assert skin["face"] > 0.5 and skin["tan"] > 0.5, skin
+    assert skin["olive"] < 0.05 and skin["straw"] < 0.05, skin

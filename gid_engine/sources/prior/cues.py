@@ -45,6 +45,9 @@ AUTUMN_CONTEXT = 0.1
 # share of the surroundings (none of it from the second share on).
 LEVEL = (0.6, 0.75)
 LEVEL_PLANTS = (0.15, 0.35)
+# Skin is not yellow-green: none from the second hue up (degrees; to green), all from the first down (faces under
+# warm light reach about 35, olive lawns start about 45; pinks and reds wrap round from 360).
+SKIN_HUE = (40.0, 46.0)
 
 
 class MotionCues:
@@ -214,7 +217,8 @@ class MotionCues:
 
     @cached_property
     def skin(self) -> torch.Tensor:
-        """Smooth skin-coloured areas (faces, hands)."""
+        """Smooth skin-coloured areas (faces, hands): in the YCbCr skin box and not yellower than skin gets (the box
+        also holds olive lawns and dry grass, hue 45-55 degrees, which then kept still)."""
         r, b = self.r, self.b
         # YCbCr skin box (Chai & Ngan 1999), softened.
         y = self.lum
@@ -222,7 +226,8 @@ class MotionCues:
         cr = 0.5 + (r - y) * 0.713
         return (imageops.smoothstep(0.51, 0.54, cr) * imageops.smoothstep(0.71, 0.68, cr)
                 * imageops.smoothstep(0.31, 0.34, cb) * imageops.smoothstep(0.54, 0.51, cb)
-                * imageops.smoothstep(0.2, 0.3, y) * (1 - self.texture))
+                * imageops.smoothstep(0.2, 0.3, y) * (1 - self.texture)
+                * (1 - imageops.smoothstep(*SKIN_HUE, self.hue) * imageops.smoothstep(130.0, 110.0, self.hue)))
 
     @cached_property
     def flame(self) -> torch.Tensor:
