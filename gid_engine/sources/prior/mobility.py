@@ -10,6 +10,8 @@ A cinemagraph lives on this: the subject still, the world around it alive. The e
   smooth specular surfaces), bare grey surfaces (rock, concrete, haze);
 - subjects take the non-plant parts attached to them (legs, a head the outline left out: see
   `with_attached_parts`);
+- doubt is not motion: in `auto` a pixel moves only near one the cues find clearly free (`confident_nearby`), and
+  plant-coloured lines in level structure (the joints of boards and siding) are not leaves;
 - the veto wins: a still thing among plants keeps still, and the motion ramps down *inside* the moving region
   before its edge (an eroded, then blurred map), so nothing still is dragged along by its neighbours.
 
