@@ -1,9 +1,13 @@
 """Renderer speed: frames per second of the pack's renderer against baselines on the same motion.
 
     python benchmarks/render.py [--sizes 512x288,1024x576,1920x1080] [--frames 32] [--threads 2]
-                                [--device cpu|cuda] [--compile] [--before-redraw REV] [--json]
+                                [--device cpu|cuda] [--compile] [--before-redraw REV] [--motion breeze|sample]
+                                [--json]
 
-Measured in the same run on the same displacement fields:
+Measured in the same run on the same displacement fields: --motion breeze (the default) is smooth random motion,
+about 1 % of the width at its largest (it magnifies about half of the picture by 1.05x or more in every frame);
+--motion sample is what the built-in prior makes of samples/dandelion.jpg, rendered from that picture (a real
+loop: most of it is not magnified).
 - renderer: what Softmax Splat Render does (render_frames with SplatRenderer()): motion-texture synthesis,
   depth proxy, splatting, hole filling, frames written to an output tensor; on CPU the fused numba
   pipeline, on CUDA the Triton splatting kernel. renderer_torch: the same with backend="torch" (the
@@ -132,10 +136,23 @@ def timed(fn, repeats: int, device: str) -> float:
     return best, best_cpu
 
 
+def sample_motion(height: int, width: int, frames: int) -> tuple[torch.Tensor, MotionTexture]:
+    """The shipped sample at height x width and the built-in prior's motion for it (default settings, seed 0)."""
+    from gid_engine.loops.media import read_image
+    from gid_engine.sources.prior import ProceduralPrior
+
+    picture = read_image(ROOT / "samples" / "dandelion.jpg").permute(0, 3, 1, 2)
+    picture = torch.nn.functional.interpolate(picture, size=(height, width), mode="area")
+    return picture, MotionTexture.from_volume(ProceduralPrior().predict(picture, seed=0), frames, 30.0)
+
+
 def bench_size(height: int, width: int, frames: int, repeats: int, use_compile: bool, device: str,
-               before_redraw: SplatRenderer | None = None) -> dict:
-    picture = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(1))
-    cpu_motion = test_motion(height, width, frames)
+               before_redraw: SplatRenderer | None = None, motion_kind: str = "breeze") -> dict:
+    if motion_kind == "sample":
+        picture, cpu_motion = sample_motion(height, width, frames)
+    else:
+        picture = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(1))
+        cpu_motion = test_motion(height, width, frames)
     fields_cpu = cpu_motion.fields(0, frames)[:, 0]  # [N, 2, H, W]
     image_np = (picture[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
     gx, gy = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
@@ -171,7 +188,7 @@ def bench_size(height: int, width: int, frames: int, repeats: int, use_compile: 
     # Frames per second of CPU time (all threads together): what one core does; unlike wall-clock figures
     # it barely changes when other processes compete for the cores.
     cpu_fps = {name: frames / cpu for name, (_, cpu) in results.items()}
-    row = {"size": f"{width}x{height}", "frames": frames, "fps": fps, "cpu_fps": cpu_fps,
+    row = {"size": f"{width}x{height}", "frames": frames, "motion": motion_kind, "fps": fps, "cpu_fps": cpu_fps,
            "renderer_vs_torch_renderer": fps["renderer"] / fps["renderer_torch"],
            "renderer_vs_remap": fps["renderer"] / fps["cv2_remap"],
            "operator_vs_naive": fps["operator"] / fps["naive_splat"]}
@@ -190,6 +207,8 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--before-redraw", default=BEFORE_REDRAW, metavar="REV",
                         help="git revision of the renderer before the stretched-surface redraw ('' to skip it)")
+    parser.add_argument("--motion", default="breeze", choices=["breeze", "sample"],
+                        help="breeze: smooth random test motion; sample: the built-in prior's loop of the sample")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -207,7 +226,8 @@ def main(argv=None) -> int:
     for size in args.sizes.split(","):
         width, height = (int(v) for v in size.lower().split("x"))
         frames = max(4, args.frames * 512 * 288 // (width * height)) if width * height > 600_000 else args.frames
-        rows.append(bench_size(height, width, frames, args.repeats, args.compile, args.device, before_redraw))
+        rows.append(bench_size(height, width, frames, args.repeats, args.compile, args.device, before_redraw,
+                               args.motion))
         row = rows[-1]
         if len(rows) == 1:
             print(f"{'size':>10} {'frames':>6} " + " ".join(f"{n:>18}" for n in row["fps"])

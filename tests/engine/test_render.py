@@ -268,7 +268,8 @@ def test_the_triton_renderer_draws_a_stretched_surface_as_the_torch_one(triton_i
 @needs_numba
 def test_render_benchmark_times_the_renderer_before_the_redraw_in_the_same_run():
     """benchmarks/render.py loads the fused renderer of the revision before the stretched-surface redraw from git
-    and reports today's renderer against it (where this checkout holds that revision)."""
+    and reports today's renderer against it (where this checkout holds that revision), here on the built-in
+    prior's loop of the sample."""
     import json
     import subprocess
     import sys
@@ -276,9 +277,11 @@ def test_render_benchmark_times_the_renderer_before_the_redraw_in_the_same_run()
 
     root = Path(__file__).resolve().parents[2]
     result = subprocess.run([sys.executable, "benchmarks/render.py", "--sizes", "64x36", "--frames", "4",
-                             "--repeats", "1", "--json"], cwd=root, capture_output=True, text=True, timeout=600)
+                             "--repeats", "1", "--motion", "sample", "--json"], cwd=root, capture_output=True,
+                            text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     row = json.loads(result.stdout.strip().splitlines()[-1])["results"][0]
+    assert row["motion"] == "sample"
     has_revision = subprocess.run(["git", "-C", str(root), "cat-file", "-e", "5a397be^{commit}"],
                                   capture_output=True).returncode == 0
     if not has_revision:  # a shallow clone: the benchmark says so and times the rest
