@@ -22,9 +22,7 @@ became a package), loaded from git and run in the same process on the same pictu
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,6 +36,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.git_baseline import module_at  # noqa: E402
 from gid_engine.loops.encode import write_loop  # noqa: E402
 from gid_engine.loops.media import read_image, read_video  # noqa: E402
 from gid_engine.pipeline import AnimateOptions, animate  # noqa: E402
@@ -54,16 +53,7 @@ FLOW_FLOOR = 0.05  # motion maps are compared on a grid this many cells wide
 
 def load_baseline_prior(revision: str):
     """The prior module as it was at `revision`, imported beside today's engine (it uses only stable modules)."""
-    source = subprocess.run(["git", "-C", str(ROOT), "show", f"{revision}:gid_engine/sources/prior.py"],
-                            check=True, capture_output=True, text=True).stdout
-    path = Path(tempfile.mkdtemp()) / "baseline_prior.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("gid_engine.sources._baseline_prior", path)
-    module = importlib.util.module_from_spec(spec)
-    module.__package__ = "gid_engine.sources"
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module.ProceduralPrior()
+    return module_at(revision, "gid_engine/sources/prior.py", "gid_engine.sources").ProceduralPrior()
 
 
 def at_width(picture: torch.Tensor, width: int = WIDTH) -> torch.Tensor:

@@ -25,12 +25,10 @@ frames/s and in frames per CPU-second (all threads together; stable when the mac
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -40,6 +38,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.git_baseline import module_at  # noqa: E402
 from gid_engine.spectral.motion import MotionTexture  # noqa: E402
 from gid_engine.render.renderer import SplatRenderer, importance_metric, render_frames  # noqa: E402
 from gid_engine.spectral.volume import SpectralVolume  # noqa: E402
@@ -57,17 +56,9 @@ def renderer_at(revision: str):
     if not cpu_kernel.available():
         return None
     try:
-        source = subprocess.run(["git", "-C", str(ROOT), "show", f"{revision}:gid_engine/render/kernels/cpu_render.py"],
-                                check=True, capture_output=True, text=True).stdout
+        module = module_at(revision, "gid_engine/render/kernels/cpu_render.py", "gid_engine.render.kernels")
     except (OSError, subprocess.CalledProcessError):
         return None
-    path = Path(tempfile.mkdtemp()) / "cpu_render_before.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("gid_engine.render.kernels._cpu_render_before", path)
-    module = importlib.util.module_from_spec(spec)
-    module.__package__ = "gid_engine.render.kernels"
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
 
     class BeforeRedraw(SplatRenderer):
         def _render_fused(self, image, flow, metric):
