@@ -108,16 +108,22 @@ class MotionCues:
         return self.autumn * imageops.smoothstep(0.05, 0.2, context)
 
     @cached_property
+    def _axis_energy(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Within RECTILINEAR_REACH: the sums of gx^4, of gy^4 and of (gx^2 + gy^2)^2 (for `rectilinear`, `level`)."""
+        gx, gy = imageops.gradients(imageops.gaussian_blur(self.lum, self.sigma))
+        reach = RECTILINEAR_REACH * max(self.h, self.w)
+        energy = gx * gx + gy * gy
+        return (imageops.gaussian_blur(gx ** 4, reach), imageops.gaussian_blur(gy ** 4, reach),
+                imageops.gaussian_blur(energy * energy, reach).clamp(min=1e-12))
+
+    @cached_property
     def rectilinear(self) -> torch.Tensor:
         """Share of the gradient energy along the image axes, 0.5..1 (sum of gx^4 + gy^4 over that of
         (gx^2 + gy^2)^2 within RECTILINEAR_REACH): 1 for walls, windows, planks and fences seen square on, 0.75 for
         texture running every way (leaves, grass tufts), 0.5 for diagonals. Fails on: buildings seen at a steep
         angle, upright grass and reeds (about 0.83)."""
-        gx, gy = imageops.gradients(imageops.gaussian_blur(self.lum, self.sigma))
-        reach = RECTILINEAR_REACH * max(self.h, self.w)
-        energy = gx * gx + gy * gy
-        along_axes = imageops.gaussian_blur(gx ** 4 + gy ** 4, reach)
-        return along_axes / imageops.gaussian_blur(energy * energy, reach).clamp(min=1e-12)
+        along_x, along_y, total = self._axis_energy
+        return (along_x + along_y) / total
 
     @cached_property
     def level(self) -> torch.Tensor:
@@ -125,11 +131,13 @@ class MotionCues:
         within RECTILINEAR_REACH): near 1 for planks, siding, brick courses, shelves and railings, 3/8 for texture
         running every way, near 0 for upright stalks and grass. Fails on: a plant of level lines (a cedar's
         tiers, grass bent flat by the wind)."""
-        gx, gy = imageops.gradients(imageops.gaussian_blur(self.lum, self.sigma))
-        reach = RECTILINEAR_REACH * max(self.h, self.w)
-        energy = gx * gx + gy * gy
-        across = imageops.gaussian_blur(gy ** 4, reach)
-        return across / imageops.gaussian_blur(energy * energy, reach).clamp(min=1e-12)
+        _, along_y, total = self._axis_energy
+        return along_y / total
+
+    @cached_property
+    def plant_context(self) -> torch.Tensor:
+        """How much of the surroundings (within PLANT_CONTEXT of the long side) is plant-coloured, 0..1."""
+        return imageops.gaussian_blur(self.vegetation, PLANT_CONTEXT * max(self.h, self.w))
 
     @cached_property
     def level_structure(self) -> torch.Tensor:
@@ -137,8 +145,7 @@ class MotionCues:
         shelves (`level` from LEVEL on, where plant colour covers under LEVEL_PLANTS of the surroundings within
         PLANT_CONTEXT). Their dark joints are as thin and often as greenish-grey as stalks; a meadow's level
         bands are full of plants and do not count. Fails on: a fence or siding half hidden by plants."""
-        plants = imageops.gaussian_blur(self.vegetation, PLANT_CONTEXT * max(self.h, self.w))
-        return imageops.smoothstep(*LEVEL, self.level) * (1 - imageops.smoothstep(*LEVEL_PLANTS, plants))
+        return imageops.smoothstep(*LEVEL, self.level) * (1 - imageops.smoothstep(*LEVEL_PLANTS, self.plant_context))
 
     @cached_property
     def value(self) -> torch.Tensor:
@@ -164,8 +171,7 @@ class MotionCues:
         """Small textured things surrounded by vegetation: flower heads, seed heads, blossoms, reeds' tops, 0..1.
         Small: an animal or a bottle standing in grass is as surrounded, but too large to be a flower (what
         survives an opening of the non-plant parts at FLOWER_SIZE is too large)."""
-        context = imageops.gaussian_blur(self.vegetation, PLANT_CONTEXT * max(self.h, self.w))
-        return self.texture * imageops.smoothstep(0.15, 0.4, context) * (1 - self.large_non_plant)
+        return self.texture * imageops.smoothstep(0.15, 0.4, self.plant_context) * (1 - self.large_non_plant)
 
     @cached_property
     def large_non_plant(self) -> torch.Tensor:
